@@ -1,0 +1,26 @@
+"""The ``stance`` command line: a thin layer over the :mod:`comment_stance` library."""
+
+from __future__ import annotations
+
+import typer
+
+from . import data as _data
+from . import evaluate as _evaluate
+from . import predict as _predict
+from . import train as _train
+
+app = typer.Typer(
+    name="stance",
+    help="Learn and score the stance of reader comments toward a target (a pact, a claim).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(_train.train_cli)
+app.command("evaluate")(_evaluate.evaluate_cli)
+app.command("predict")(_predict.predict_cli)
+app.add_typer(_data.app, name="data")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,120 @@
+"""The estimator interface every model family shares.
+
+Constructors only store hyper-parameters; ``fit`` returns ``self``; fitted state ends in ``_``;
+``predict_proba`` columns follow ``classes_``; labels are strings end to end. ``X`` is either a
+sequence of comment texts or a comment table (:class:`pandas.DataFrame`) with a ``text`` column
+and, when the data has them, ``target`` and ``parent_text``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from ..errors import DataError, ModelError
+
+
+@dataclass
+class Inputs:
+    """What a model reads for each comment."""
+
+    texts: list[str]
+    targets: list[str | None]
+    parents: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def has_targets(self) -> bool:
+        return any(t for t in self.targets)
+
+
+def as_inputs(X: Any) -> Inputs:
+    """Normalize ``X`` (texts, or a comment table) to :class:`Inputs`."""
+    if isinstance(X, pd.DataFrame):
+        if "text" not in X.columns:
+            raise DataError(f"input table has no 'text' column (columns: {', '.join(map(str, X.columns))})",
+                            "name the comment column 'text'")
+        n = len(X)
+        texts = [str(t) for t in X["text"]]
+        targets = [_clean(t) for t in X["target"]] if "target" in X.columns else [None] * n
+        parents = [_clean(t) for t in X["parent_text"]] if "parent_text" in X.columns else [None] * n
+        return Inputs(texts, targets, parents)
+    if isinstance(X, str):
+        raise DataError("expected a list of comments, got a single string", "wrap it in a list: [text]")
+    texts = [str(t) for t in X]
+    return Inputs(texts, [None] * len(texts), [None] * len(texts))
+
+
+def _clean(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return None
+    return str(value)
+
+
+class StanceModel(ClassifierMixin, BaseEstimator):
+    """Base class of every model family.
+
+    Subclasses set ``family`` and implement ``fit``, ``predict_proba``, ``_save_weights`` and
+    ``_load_weights``. Saving and loading whole model folders lives in
+    :mod:`comment_stance.persist`; ``save``/``load`` here are shortcuts to it.
+    """
+
+    family: ClassVar[str] = ""
+
+    # -- the estimator contract -------------------------------------------------------------
+    def fit(self, X, y, **fit_params) -> "StanceModel":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable label per comment (strings from ``classes_``)."""
+        proba = self.predict_proba(X)
+        return np.asarray(self.classes_, dtype=object)[proba.argmax(axis=1)]
+
+    # -- persistence hooks ------------------------------------------------------------------
+    def _save_weights(self, folder: Path) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Write the fitted state into ``folder``; return JSON-able facts for config.json."""
+        raise NotImplementedError
+
+    def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def save(self, folder: str | Path, **kwargs) -> Path:
+        """Save a self-describing model folder; see :func:`comment_stance.persist.save_model`."""
+        from ..persist import save_model
+
+        return save_model(self, folder, **kwargs)
+
+    @staticmethod
+    def load(folder: str | Path) -> "StanceModel":
+        """Load any model folder, whatever its family; see :func:`comment_stance.persist.load_model`."""
+        from ..persist import load_model
+
+        return load_model(folder)
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise ModelError(f"this {type(self).__name__} is not fitted yet", "call fit(X, y) first")
+
+    @staticmethod
+    def _labels(y: Sequence[Any]) -> np.ndarray:
+        labels = np.asarray([str(v) for v in y], dtype=object)
+        if len(labels) == 0:
+            raise DataError("no training examples", "give at least one labelled comment per label")
+        return labels
+
+    def version_info(self) -> dict[str, str]:
+        """Versions of the libraries this family depends on, for config.json."""
+        import sklearn
+
+        return {"scikit-learn": sklearn.__version__, "numpy": np.__version__}

@@ -1,0 +1,249 @@
+"""Scikit-learn model families: the majority-class baseline and TF-IDF n-gram models."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import Inputs, StanceModel, as_inputs
+
+# Every type a saved TF-IDF pipeline may contain. Loading refuses any file that holds another
+# type, so a model folder handed to a user cannot run code of its author's choosing.
+SKOPS_ALLOWED_TYPES = frozenset(
+    {
+        "sklearn.pipeline.Pipeline",
+        "sklearn.pipeline.FeatureUnion",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.frozen._frozen.FrozenEstimator",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.int64",
+        "builtins.float",
+        "builtins.int",
+        "builtins.str",
+        "builtins.slice",
+        "builtins.type",
+        "scipy.sparse._csr.csr_matrix",
+        "scipy.sparse._csr.csr_array",
+    }
+)
+
+
+class MajorityModel(StanceModel):
+    """Predicts the most frequent training label, with the training label shares as probabilities.
+
+    >>> MajorityModel().fit(["a", "b", "c"], ["x", "y", "y"]).predict(["new"]).tolist()
+    ['y']
+    """
+
+    family = "majority"
+
+    def fit(self, X, y, **fit_params) -> "MajorityModel":
+        labels = self._labels(y)
+        counts = Counter(labels.tolist())
+        self.classes_ = np.array(sorted(counts), dtype=object)
+        total = sum(counts.values())
+        self.prior_ = np.array([counts[c] / total for c in self.classes_], dtype=float)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        self._check_fitted()
+        n = len(as_inputs(X))
+        return np.tile(self.prior_, (n, 1))
+
+    def _save_weights(self, folder: Path) -> dict[str, Any]:
+        return {"prior": self.prior_.tolist()}
+
+    def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
+        self.classes_ = np.array(config["labels"], dtype=object)
+        self.prior_ = np.array(config["weights"]["prior"], dtype=float)
+
+
+class TfidfModel(StanceModel):
+    """Word and character TF-IDF n-grams feeding a linear classifier.
+
+    ``classifier`` is ``"logreg"`` (LogisticRegression) or ``"svm"`` (LinearSVC wrapped in
+    sigmoid calibration so that it has probabilities). With ``use_target`` the comment's target
+    is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
+    is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
+    answers for targets not seen in training.
+
+    The fitted scikit-learn pipeline is ``pipeline_``; :meth:`make_pipeline` builds an unfitted
+    one, so grid searches over e.g. ``clf__C`` work on plain scikit-learn too.
+
+    >>> m = TfidfModel(char_ngrams=None).fit(["good deal", "bad deal", "fine deal", "awful"],
+    ...                                      ["pro", "con", "pro", "con"])
+    >>> m.classes_.tolist()
+    ['con', 'pro']
+    """
+
+    family = "tfidf"
+
+    def __init__(
+        self,
+        classifier: str = "logreg",
+        word_ngrams: tuple[int, int] | None = (1, 2),
+        char_ngrams: tuple[int, int] | None = (2, 5),
+        min_df: int = 1,
+        max_features: int | None = None,
+        sublinear_tf: bool = True,
+        binary: bool = False,
+        lowercase: bool = True,
+        C: float = 1.0,
+        class_weight: str | None = "balanced",
+        use_target: bool = True,
+        per_target: bool = False,
+        calibration_folds: int = 3,
+        max_iter: int = 2000,
+        seed: int = 0,
+    ):
+        self.classifier = classifier
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.min_df = min_df
+        self.max_features = max_features
+        self.sublinear_tf = sublinear_tf
+        self.binary = binary
+        self.lowercase = lowercase
+        self.C = C
+        self.class_weight = class_weight
+        self.use_target = use_target
+        self.per_target = per_target
+        self.calibration_folds = calibration_folds
+        self.max_iter = max_iter
+        self.seed = seed
+
+    # -- building ---------------------------------------------------------------------------
+    def make_pipeline(self, n_min_class: int | None = None):
+        """An unfitted scikit-learn Pipeline ``features -> clf`` with this model's settings."""
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion, Pipeline
+        from sklearn.svm import LinearSVC
+
+        common = dict(min_df=self.min_df, max_features=self.max_features, sublinear_tf=self.sublinear_tf,
+                      binary=self.binary, lowercase=self.lowercase, dtype=np.float32)
+        parts = []
+        if self.word_ngrams:
+            parts.append(("word", TfidfVectorizer(analyzer="word", ngram_range=tuple(self.word_ngrams), **common)))
+        if self.char_ngrams:
+            parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.char_ngrams), **common)))
+        if not parts:
+            raise ModelError("TfidfModel needs word_ngrams or char_ngrams", "set at least one n-gram range")
+        if self.classifier == "logreg":
+            clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter,
+                                     random_state=self.seed)
+        elif self.classifier == "svm":
+            svm = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.seed)
+            folds = self.calibration_folds if n_min_class is None else max(2, min(self.calibration_folds, n_min_class))
+            clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
+        else:
+            raise ModelError(f"unknown classifier '{self.classifier}'", "use 'logreg' or 'svm'")
+        return Pipeline([("features", FeatureUnion(parts)), ("clf", clf)])
+
+    def _texts(self, inputs: Inputs) -> list[str]:
+        if not (self.use_target and not self.per_target):
+            return inputs.texts
+        return [f"{t} || {x}" if t else x for x, t in zip(inputs.texts, inputs.targets)]
+
+    def _fit_one(self, texts: list[str], labels: np.ndarray):
+        counts = Counter(labels.tolist())
+        pipeline = self.make_pipeline(n_min_class=min(counts.values()))
+        if len(counts) < 2:
+            raise ModelError(f"only one label ('{next(iter(counts))}') in the training data",
+                             "a classifier needs at least two labels")
+        if self.classifier == "svm" and min(counts.values()) < 2:
+            raise ModelError("the SVM's probability calibration needs at least 2 examples of each label",
+                             "add examples or use --model tfidf-logreg")
+        return pipeline.fit(texts, labels)
+
+    def fit(self, X, y, **fit_params) -> "TfidfModel":
+        inputs = as_inputs(X)
+        labels = self._labels(y)
+        self.classes_ = np.array(sorted(set(labels.tolist())), dtype=object)
+        self.pipeline_ = self._fit_one(self._texts(inputs), labels)
+        self.target_pipelines_ = {}
+        if self.per_target:
+            targets = np.asarray([t or "" for t in inputs.targets], dtype=object)
+            for target in sorted(set(targets.tolist())):
+                mask = targets == target
+                if target and len(set(labels[mask].tolist())) >= 2 and Counter(labels[mask].tolist()).most_common()[-1][1] >= 2:
+                    self.target_pipelines_[target] = self._fit_one([inputs.texts[i] for i in np.flatnonzero(mask)],
+                                                                   labels[mask])
+        return self
+
+    def _proba_of(self, pipeline, texts: list[str]) -> np.ndarray:
+        """Probabilities in the column order of ``classes_`` (a per-target model may know fewer labels)."""
+        proba = pipeline.predict_proba(texts)
+        known = list(pipeline.classes_)
+        if known == list(self.classes_):
+            return proba
+        out = np.zeros((len(texts), len(self.classes_)))
+        for j, label in enumerate(known):
+            out[:, list(self.classes_).index(label)] = proba[:, j]
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        self._check_fitted()
+        inputs = as_inputs(X)
+        if not len(inputs):
+            return np.zeros((0, len(self.classes_)))
+        if not self.target_pipelines_:
+            return self._proba_of(self.pipeline_, self._texts(inputs))
+        out = np.zeros((len(inputs), len(self.classes_)))
+        groups: dict[str | None, list[int]] = {}
+        for i, target in enumerate(inputs.targets):
+            groups.setdefault(target if target in self.target_pipelines_ else None, []).append(i)
+        for target, index in groups.items():
+            pipeline = self.target_pipelines_[target] if target is not None else self.pipeline_
+            texts = [inputs.texts[i] for i in index]
+            out[index] = self._proba_of(pipeline, texts if target is not None else self._texts(
+                Inputs(texts, [inputs.targets[i] for i in index], [None] * len(index))))
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def _save_weights(self, folder: Path) -> dict[str, Any]:
+        import skops.io as sio
+
+        weights = folder / "weights"
+        weights.mkdir(exist_ok=True)
+        sio.dump(self.pipeline_, weights / "pooled.skops")
+        targets = {}
+        for i, (target, pipeline) in enumerate(sorted(self.target_pipelines_.items())):
+            name = f"target-{i:03d}.skops"
+            sio.dump(pipeline, weights / name)
+            targets[target] = name
+        return {"pooled": "weights/pooled.skops", "per_target": {t: f"weights/{n}" for t, n in targets.items()}}
+
+    def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
+        self.classes_ = np.array(config["labels"], dtype=object)
+        self.pipeline_ = _load_skops(folder / config["weights"]["pooled"])
+        self.target_pipelines_ = {t: _load_skops(folder / rel) for t, rel in config["weights"]["per_target"].items()}
+
+
+def _load_skops(path: Path):
+    """Load a scikit-learn object saved with skops, trusting only the types in ``SKOPS_ALLOWED_TYPES``."""
+    import skops.io as sio
+
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file missing", "the model folder is incomplete; retrain or copy it again")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable skops file ({exc})", "the model folder is damaged; retrain it") from None
+    refused = sorted(set(untrusted) - SKOPS_ALLOWED_TYPES)
+    if refused:
+        raise ModelError(f"{path}: refuses to load types this tool never saves: {', '.join(refused)}",
+                         "only load model folders trained with comment-stance")
+    return sio.load(path, trusted=list(untrusted))

@@ -1,0 +1,192 @@
+"""Self-describing model folders.
+
+A model folder holds::
+
+    config.json    family, labels, hyper-parameters, library versions, training-data hash, timing
+    metrics.json   the scores measured when the model was trained (dev/test, when available)
+    README.md      a model card generated from the two files above
+    weights/...    the fitted state, in formats that never execute code when read
+                   (skops with an allow-list for scikit-learn, safetensors for transformers)
+
+:func:`load_model` dispatches on ``config.json``'s ``family`` and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ModelError, OutputError
+from .models import family_class
+from .models.base import StanceModel
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+METRICS = "metrics.json"
+CARD = "README.md"
+
+
+def save_model(
+    model: StanceModel,
+    folder: str | Path,
+    *,
+    name: str | None = None,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` to ``folder`` as a self-describing model folder and return its path.
+
+    The folder is assembled beside its destination and moved into place at the end, so a crash
+    never leaves half a model behind. An existing non-empty folder is replaced only with
+    ``overwrite=True``.
+    """
+    model._check_fitted()
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+        raise OutputError(f"{folder}: already exists", "choose another --out or pass --overwrite")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        weights = model._save_weights(staging)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "family": model.family,
+            "name": name or model.family,
+            "labels": [str(c) for c in model.classes_],
+            "params": _jsonable(model.get_params(deep=False)),
+            "weights": weights,
+            "training": training or {},
+            "versions": {"comment-stance": __version__, "python": platform.python_version(),
+                         **model.version_info()},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        (staging / METRICS).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n")
+        (staging / CARD).write_text(model_card(config, metrics or {}))
+        if folder.exists():
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
+    """Replace metrics.json and regenerate the model card (after evaluation on held-out data)."""
+    folder = Path(folder)
+    config = read_config(folder)
+    (folder / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    (folder / CARD).write_text(model_card(config, metrics))
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model folder", "pass the folder written by 'stance train --out'")
+    if not path.is_file():
+        raise ModelError(f"{folder}: not a model folder (no {CONFIG})", "pass the folder written by 'stance train --out'")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})", "the model folder is damaged; retrain it") from None
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {version!r}, this version reads {FORMAT_VERSION}",
+                         "retrain the model with this version of comment-stance")
+    for key in ("family", "labels", "params", "weights"):
+        if key not in config:
+            raise ModelError(f"{path}: missing '{key}'", "the model folder is damaged; retrain it")
+    return config
+
+
+def load_model(folder: str | Path) -> StanceModel:
+    """Load a model folder of any family.
+
+    >>> from comment_stance import load_model
+    >>> model = load_model("models/tfidf-logreg")          # doctest: +SKIP
+    >>> model.predict(["Sign it already."])                 # doctest: +SKIP
+    array(['supportive'], dtype=object)
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    cls = family_class(config["family"])
+    try:
+        model = cls(**config["params"])
+    except TypeError as exc:
+        raise ModelError(f"{folder / CONFIG}: hyper-parameters do not fit the '{config['family']}' family ({exc})",
+                         "retrain the model with this version of comment-stance") from None
+    model._load_weights(folder, config)
+    model.config_ = config
+    return model
+
+
+def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """A Markdown model card from config.json and metrics.json."""
+    training = config.get("training", {})
+    lines = [
+        f"# {config.get('name', config['family'])}",
+        "",
+        f"A `{config['family']}` stance model made with comment-stance {config['versions'].get('comment-stance', '?')}.",
+        "Load it with `comment_stance.load_model(PATH)` or use it with `stance predict --model PATH`.",
+        "",
+        "## Labels",
+        "",
+        ", ".join(f"`{label}`" for label in config["labels"]),
+        "",
+        "## Training data",
+        "",
+    ]
+    if training:
+        lines += [
+            f"- source: `{training.get('data', '?')}`",
+            f"- rows: {training.get('rows', '?')} (label counts: {training.get('label_counts', {})})",
+            f"- sha256 of the rows: `{training.get('sha256', '?')}`",
+            f"- training time: {training.get('time_s', '?')} s",
+        ]
+    else:
+        lines.append("- not recorded")
+    lines += ["", "## Hyper-parameters", "", "```json", json.dumps(config["params"], indent=2), "```", ""]
+    lines += ["## Scores", ""]
+    if not metrics:
+        lines.append("No held-out scores recorded; run `stance evaluate --model PATH --data DATA`.")
+    for split, scores in metrics.items():
+        if not isinstance(scores, dict) or "macro_f1" not in scores:
+            continue
+        ci = scores.get("macro_f1_ci")
+        ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+        lines.append(f"- **{split}** ({scores.get('n', '?')} comments): macro-F1 {scores['macro_f1']:.3f}{ci_text}, "
+                     f"accuracy {scores['accuracy']:.3f}")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "Scores hold for data like the training data. Comments on a target the model has not seen, or from another",
+        "kind of forum, can score much lower: evaluate on your own labelled sample before relying on it.",
+        "",
+        "## Versions",
+        "",
+        *[f"- {k}: {v}" for k, v in config["versions"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    raise ModelError(f"hyper-parameter value {value!r} cannot be saved as JSON", "use plain numbers and strings")

@@ -1,0 +1,97 @@
+"""Training a model from a dataset and saving it as a model folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .data import Columns, Dataset, load_dataset, table_sha256, with_parent_text
+from .evaluation import evaluate_model
+from .models import PRESETS, make_model
+from .models.base import StanceModel
+from .persist import save_model
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the fitted model, where it was saved, and its scores."""
+
+    model: StanceModel
+    folder: Path | None
+    metrics: dict[str, Any]
+    time_s: float
+
+
+def model_frame(table: pd.DataFrame, *context: pd.DataFrame) -> pd.DataFrame:
+    """The columns a model reads (text, target, parent_text), parents looked up in ``context`` too."""
+    return with_parent_text(table, *context)
+
+
+def train(
+    data: str | Path | Dataset | None = None,
+    model: str | StanceModel = "tfidf-logreg",
+    out: str | Path | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    per_target: bool = False,
+    columns: Columns | None = None,
+    polar: list[str] | None = None,
+    overwrite: bool = False,
+    evaluate_on: tuple[str, ...] = ("dev", "test"),
+    progress: bool = False,
+) -> TrainResult:
+    """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
+
+    ``model`` is a preset name (``majority``, ``tfidf-logreg``, ``tfidf-svm``, ``transformer``) or
+    an unfitted model. The model is scored on each split named in ``evaluate_on`` that the dataset
+    has; the scores go into the folder's ``metrics.json`` and model card.
+
+    >>> from comment_stance import train
+    >>> result = train("data/processed/random", "tfidf-logreg", "models/tfidf-logreg")  # doctest: +SKIP
+    >>> round(result.metrics["test"]["macro_f1"], 3)                                     # doctest: +SKIP
+    """
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, columns)
+    if isinstance(model, str):
+        name = model
+        extra = dict(params or {})
+        if per_target:
+            extra["per_target"] = True
+        estimator = make_model(model, **extra)
+    else:
+        estimator = model
+        name = type(model).__name__
+        if params:
+            estimator.set_params(**params)
+        if per_target:
+            estimator.set_params(per_target=True)
+    train_table = dataset.split("train")
+    fit_kwargs: dict[str, Any] = {}
+    if dataset.dev is not None and getattr(estimator, "uses_dev", False):
+        fit_kwargs["dev"] = (model_frame(dataset.dev, train_table), dataset.dev["label"].tolist())
+    if progress and getattr(estimator, "uses_progress", False):
+        fit_kwargs["progress"] = True
+    start = time.perf_counter()
+    estimator.fit(model_frame(train_table), train_table["label"].tolist(), **fit_kwargs)
+    elapsed = time.perf_counter() - start
+    metrics: dict[str, Any] = {}
+    for split in evaluate_on:
+        frame = getattr(dataset, split, None)
+        if frame is not None:
+            metrics[split] = evaluate_model(estimator, frame, polar=polar, context=[train_table])
+    folder = None
+    if out is not None:
+        source = dataset.files.get("train", dataset.source)
+        training = {
+            "data": str(source) if source else None,
+            "rows": int(len(train_table)),
+            "label_counts": {str(k): int(v) for k, v in train_table["label"].value_counts().sort_index().items()},
+            "sha256": table_sha256(train_table),
+            "time_s": round(elapsed, 3),
+            "preset": name if name in PRESETS else None,
+        }
+        folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite)
+    return TrainResult(estimator, folder, metrics, elapsed)
