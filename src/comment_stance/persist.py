@@ -108,8 +108,12 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_model(folder: str | Path) -> StanceModel:
+def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     """Load a model folder of any family.
+
+    ``runtime`` settings (e.g. ``threads=2``, ``quantize="int8"``, ``batch_size=64``) change how
+    a model runs, not what it learned; a setting the family does not have is ignored, so the same
+    call works for every family.
 
     >>> from comment_stance import load_model
     >>> model = load_model("models/tfidf-logreg")          # doctest: +SKIP
@@ -124,6 +128,10 @@ def load_model(folder: str | Path) -> StanceModel:
     except TypeError as exc:
         raise ModelError(f"{folder / CONFIG}: hyper-parameters do not fit the '{config['family']}' family ({exc})",
                          "retrain the model with this version of comment-stance") from None
+    known = model.get_params(deep=False)
+    applicable = {k: v for k, v in runtime.items() if k in known and v is not None}
+    if applicable:
+        model.set_params(**applicable)
     model._load_weights(folder, config)
     model.config_ = config
     return model
