@@ -77,8 +77,9 @@ def metrics_tables(metrics: dict[str, Any], title: str = "") -> None:
     ci = metrics.get("macro_f1_ci")
     ci_text = f"  (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
     extra = f"  F_avg {metrics['f_avg']:.3f} ({'/'.join(metrics['polar'])})" if "f_avg" in metrics else ""
-    table = Table(title=f"{title}  n={metrics['n']}  accuracy {metrics['accuracy']:.3f}  "
-                        f"macro-F1 {metrics['macro_f1']:.3f}{ci_text}{extra}", title_justify="left")
+    console.print(f"[bold]{title}[/bold]  n={metrics['n']}  accuracy {metrics['accuracy']:.3f}  "
+                  f"macro-F1 {metrics['macro_f1']:.3f}{ci_text}{extra}", highlight=False)
+    table = Table()
     for column in ("label", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "label" else "right")
     for label, row in metrics["per_class"].items():
