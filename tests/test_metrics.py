@@ -72,3 +72,18 @@ def test_per_target_breakdown():
 def test_polar_must_name_two_known_labels():
     with pytest.raises(DataError, match="--polar"):
         score(GOLD, PRED, ["a", "b", "c"], polar=["a", "zzz"], n_resamples=0)
+
+
+def test_cohen_kappa_by_hand_and_against_sklearn():
+    from sklearn.metrics import cohen_kappa_score
+
+    from comment_stance.metrics import cohen_kappa
+
+    # observed 0.75; expected 0.5*0.25 + 0.5*0.75 = 0.5 -> kappa 0.5
+    k = cohen_kappa(["x", "x", "y", "y"], ["x", "y", "y", "y"])
+    assert k["overall"] == pytest.approx(0.5) and k["agreement"] == 0.75
+    rng = np.random.default_rng(3)
+    a = rng.choice(["p", "q", "r"], 200).tolist()
+    b = [v if rng.random() < 0.7 else "q" for v in a]
+    assert cohen_kappa(a, b)["overall"] == pytest.approx(cohen_kappa_score(a, b))
+    assert cohen_kappa(a, b)["per_label"]["p"] == pytest.approx(cohen_kappa_score([v == "p" for v in a], [v == "p" for v in b]))

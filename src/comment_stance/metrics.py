@@ -139,3 +139,31 @@ def score(
             per_target[target] = {k: sub[k] for k in ("n", "accuracy", "macro_f1", "f_avg") if k in sub}
         result["per_target"] = per_target
     return result
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
+    """Cohen's kappa between two annotators, overall and per label (each label against the rest).
+
+    >>> k = cohen_kappa(["x", "x", "y", "y"], ["x", "y", "y", "y"])
+    >>> k["overall"], k["per_label"]["x"]
+    (0.5, 0.5)
+    """
+    a = [str(v) for v in a]
+    b = [str(v) for v in b]
+    if len(a) != len(b) or not a:
+        raise ValueError("kappa needs two equally long, non-empty label lists")
+
+    def kappa(x: list, y: list) -> float:
+        labels = sorted(set(x) | set(y))
+        n = len(x)
+        observed = sum(p == q for p, q in zip(x, y)) / n
+        expected = sum((x.count(l) / n) * (y.count(l) / n) for l in labels)
+        return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+    labels = sorted(set(a) | set(b))
+    return {
+        "n": len(a),
+        "agreement": sum(p == q for p, q in zip(a, b)) / len(a),
+        "overall": kappa(a, b),
+        "per_label": {l: kappa([v == l for v in a], [v == l for v in b]) for l in labels},
+    }

@@ -1,0 +1,163 @@
+"""Build the shipped corpus from its raw files.
+
+    python data/build.py sheet --n 480 --out /tmp/annotation/sheet.jsonl   # blind sheet for the second annotator
+    python data/build.py build                                             # raw -> data/processed/
+
+Raw files (never edited by this script):
+    data/raw/articles/<article_id>.json         one article each: id, title, target, text, ...
+    data/raw/comments/<article_id>.jsonl        the comment section, labelled by its writer
+    data/raw/annotation/second_pass.jsonl       blind second labels: {"id", "label"}
+    data/raw/annotation/adjudication.jsonl      decisions on disagreements: {"id", "label", "note"}
+
+Processed files (what models read):
+    data/processed/articles.jsonl               the articles with their targets
+    data/processed/comments.jsonl               every comment, final label, both original labels
+    data/processed/agreement.json               Cohen's kappa of the double-labelled sample
+    data/processed/random/{train,dev,test}.jsonl           stratified 70/15/15, seed 13
+    data/processed/unseen-article/{train,dev,test}.jsonl   whole articles held out for test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+HERE = Path(__file__).resolve().parent
+RAW = HERE / "raw"
+PROCESSED = HERE / "processed"
+SEED = 13
+#: articles whose comments appear only in the unseen-article test split: a peace agreement, a
+#: police-mission agreement and a defence memorandum, three kinds of pact the training data lacks
+UNSEEN_TEST_ARTICLES = ("a05", "a09", "a12")
+SPLIT_COLUMNS = ["id", "article_id", "target", "parent_id", "author", "created_at", "text", "label"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def load_raw() -> tuple[pd.DataFrame, pd.DataFrame]:
+    articles = pd.DataFrame([json.loads(p.read_text(encoding="utf-8")) for p in sorted((RAW / "articles").glob("*.json"))])
+    comments = pd.concat([pd.DataFrame(read_jsonl(p)) for p in sorted((RAW / "comments").glob("*.jsonl"))],
+                         ignore_index=True)
+    comments = comments.merge(articles[["article_id", "target"]], on="article_id", how="left", validate="many_to_one")
+    missing = comments["target"].isna()
+    if missing.any():
+        raise SystemExit(f"comments of unknown articles: {sorted(comments.loc[missing, 'article_id'].unique())}")
+    return articles, comments
+
+
+def make_sheet(n: int, out: Path, seed: int = SEED) -> None:
+    """A blind annotation sheet: ids, the pact, the parent comment and the text, no labels."""
+    articles, comments = load_raw()
+    rng = random.Random(seed)
+    per_article = -(-n // articles.shape[0])
+    chosen = []
+    for _, group in comments.groupby("article_id"):
+        chosen += rng.sample(list(group.index), min(per_article, len(group)))
+    rng.shuffle(chosen)
+    text_of = dict(zip(comments["id"], comments["text"]))
+    title_of = dict(zip(articles["article_id"], articles["title"]))
+    rows = [{"id": comments.at[i, "id"], "pact": comments.at[i, "target"],
+             "article_title": title_of[comments.at[i, "article_id"]],
+             "replying_to": text_of.get(comments.at[i, "parent_id"]) if comments.at[i, "parent_id"] else None,
+             "text": comments.at[i, "text"]} for i in chosen]
+    write_jsonl(out, rows)
+    print(f"wrote {len(rows)} comments to {out}")
+
+
+def build() -> None:
+    from comment_stance.metrics import cohen_kappa
+
+    articles, comments = load_raw()
+    comments = comments.rename(columns={"label": "label_writer"})
+    second_path = RAW / "annotation" / "second_pass.jsonl"
+    adjudication_path = RAW / "annotation" / "adjudication.jsonl"
+    second = {r["id"]: r["label"] for r in read_jsonl(second_path)} if second_path.exists() else {}
+    decided = {r["id"]: r for r in read_jsonl(adjudication_path)} if adjudication_path.exists() else {}
+    unknown = set(second) - set(comments["id"])
+    if unknown:
+        raise SystemExit(f"second-pass ids not in the corpus: {sorted(unknown)[:5]}")
+    comments["label_second"] = comments["id"].map(second)
+    disagreements = comments[comments["label_second"].notna() & (comments["label_second"] != comments["label_writer"])]
+    undecided = sorted(set(disagreements["id"]) - set(decided))
+    if undecided:
+        raise SystemExit(f"{len(undecided)} disagreements lack an adjudicated label, e.g. {undecided[:5]}")
+    comments["label"] = comments["label_writer"]
+    comments["adjudicated"] = comments["id"].isin(disagreements["id"])
+    for cid, row in decided.items():
+        comments.loc[comments["id"] == cid, "label"] = row["label"]
+
+    double = comments[comments["label_second"].notna()]
+    agreement = {}
+    if len(double):
+        agreement = {
+            "writer_vs_second": cohen_kappa(double["label_writer"], double["label_second"]),
+            "writer_vs_final": cohen_kappa(double["label_writer"], double["label"]),
+            "second_vs_final": cohen_kappa(double["label_second"], double["label"]),
+            "adjudicated": int(comments["adjudicated"].sum()),
+            "final_changed_from_writer": int((double["label"] != double["label_writer"]).sum()),
+        }
+
+    PROCESSED.mkdir(exist_ok=True)
+    write_jsonl(PROCESSED / "articles.jsonl", articles.to_dict("records"))
+    keep = SPLIT_COLUMNS + ["label_writer", "label_second", "adjudicated", "phenomena"]
+    write_jsonl(PROCESSED / "comments.jsonl", (_clean(r) for r in comments[keep].to_dict("records")))
+    (PROCESSED / "agreement.json").write_text(json.dumps(agreement, indent=2) + "\n")
+
+    # random: stratified by label within each article, so every split mirrors the corpus
+    strata = comments["article_id"] + "/" + comments["label"]
+    rest, test = train_test_split(comments, test_size=0.15, stratify=strata, random_state=SEED)
+    train, dev = train_test_split(rest, test_size=0.15 / 0.85, stratify=strata[rest.index], random_state=SEED)
+    _write_splits("random", train, dev, test)
+
+    # unseen-article: three whole articles only in test
+    held = comments["article_id"].isin(UNSEEN_TEST_ARTICLES)
+    seen = comments[~held]
+    train, dev = train_test_split(seen, test_size=0.15, stratify=seen["article_id"] + "/" + seen["label"],
+                                  random_state=SEED)
+    _write_splits("unseen-article", train, dev, comments[held])
+    print(json.dumps({"comments": len(comments), "articles": len(articles),
+                      "labels": comments["label"].value_counts().to_dict(),
+                      "kappa": agreement.get("writer_vs_second", {}).get("overall")}, indent=2))
+
+
+def _clean(row: dict) -> dict:
+    return {k: (None if (isinstance(v, float) and pd.isna(v)) else v) for k, v in row.items()}
+
+
+def _write_splits(name: str, train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame) -> None:
+    for split, frame in (("train", train), ("dev", dev), ("test", test)):
+        # keep thread order inside each split so that files read like the comment sections
+        ordered = frame.sort_values(["article_id", "id"])[SPLIT_COLUMNS]
+        write_jsonl(PROCESSED / name / f"{split}.jsonl", (_clean(r) for r in ordered.to_dict("records")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sheet = sub.add_parser("sheet", help="write a blind annotation sheet")
+    sheet.add_argument("--n", type=int, default=480)
+    sheet.add_argument("--out", type=Path, required=True)
+    sub.add_parser("build", help="build data/processed from data/raw")
+    args = parser.parse_args()
+    if args.command == "sheet":
+        make_sheet(args.n, args.out)
+    else:
+        build()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The docs cannot drift: every command is documented, and CI runs the README's test command."""
+
+import re
+
+from comment_stance.cli import app
+
+from .conftest import REPO
+
+
+def readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
+def command_names(typer_app, prefix=""):
+    import typer.main
+
+    group = typer.main.get_group(typer_app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            for sub in command.commands:
+                yield f"{prefix}{name} {sub}"
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_command_is_in_the_readme():
+    text = readme()
+    for name in command_names(app):
+        assert f"stance {name}" in text, f"'stance {name}' is not documented in README.md"
+
+
+def test_ci_runs_the_readmes_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    ci_command = [l for l in ci.splitlines() if l.startswith("python3 -m venv")][0]
+    assert ci_command in readme()
+
+
+def test_readme_opens_with_the_two_commands():
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme(), flags=re.S)
+    assert len(blocks) >= 2
+    assert "pip install" in blocks[0] and "stance " in blocks[0]
+    assert "pytest" in blocks[1]
