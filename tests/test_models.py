@@ -119,3 +119,10 @@ def test_unknown_model_and_param_are_clear():
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(ModelError, match="not a model folder"):
         load_model(tmp_path)
+
+
+def test_svm_probabilities_keep_the_svms_own_decisions(tiny):
+    model = TfidfModel(classifier="svm").fit(tiny.train, tiny.train["label"])
+    texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
+    assert model.predict(tiny.test).tolist() == model.pipeline_.predict(texts).tolist()
+    assert model.temperature_ > 0

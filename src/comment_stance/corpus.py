@@ -57,7 +57,7 @@ def near_duplicate_pairs(texts: list[str], threshold: float = 0.8, n: int = 5, c
     if len(norm) < 2:
         return []
     vectorizer = CountVectorizer(analyzer="char", ngram_range=(n, n), binary=True, lowercase=False, dtype=np.int32)
-    matrix = vectorizer.fit_transform([t if len(t) >= n else t.ljust(n) for t in norm]).tocsr()
+    matrix = vectorizer.fit_transform([t if len(t) >= n else t.ljust(n, "\u2400") for t in norm]).tocsr()
     sizes = np.asarray(matrix.sum(axis=1)).ravel()
     pairs: list[tuple[int, int, float]] = []
     transposed = matrix.T.tocsc()

@@ -21,10 +21,6 @@ SKOPS_ALLOWED_TYPES = frozenset(
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.svm._classes.LinearSVC",
-        "sklearn.calibration.CalibratedClassifierCV",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.frozen._frozen.FrozenEstimator",
         "numpy.dtype",
         "numpy.float64",
         "numpy.int64",
@@ -72,8 +68,10 @@ class MajorityModel(StanceModel):
 class TfidfModel(StanceModel):
     """Word and character TF-IDF n-grams feeding a linear classifier.
 
-    ``classifier`` is ``"logreg"`` (LogisticRegression) or ``"svm"`` (LinearSVC wrapped in
-    sigmoid calibration so that it has probabilities). With ``use_target`` the comment's target
+    ``classifier`` is ``"logreg"`` (LogisticRegression) or ``"svm"`` (LinearSVC). The SVM's
+    probabilities are a softmax of its decision values scaled by one temperature fitted on
+    cross-validated decision values (``calibration_folds``): calibrated, yet with the same argmax
+    as the SVM itself, so predictions equal LinearSVC's. With ``use_target`` the comment's target
     is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
     is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
     answers for targets not seen in training.
@@ -124,9 +122,8 @@ class TfidfModel(StanceModel):
         self.seed = seed
 
     # -- building ---------------------------------------------------------------------------
-    def make_pipeline(self, n_min_class: int | None = None):
+    def make_pipeline(self):
         """An unfitted scikit-learn Pipeline ``features -> clf`` with this model's settings."""
-        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import FeatureUnion, Pipeline
@@ -145,9 +142,7 @@ class TfidfModel(StanceModel):
             clf = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter,
                                      random_state=self.seed)
         elif self.classifier == "svm":
-            svm = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.seed)
-            folds = self.calibration_folds if n_min_class is None else max(2, min(self.calibration_folds, n_min_class))
-            clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
+            clf = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.seed)
         else:
             raise ModelError(f"unknown classifier '{self.classifier}'", "use 'logreg' or 'svm'")
         return Pipeline([("features", FeatureUnion(parts)), ("clf", clf)])
@@ -159,33 +154,46 @@ class TfidfModel(StanceModel):
 
     def _fit_one(self, texts: list[str], labels: np.ndarray):
         counts = Counter(labels.tolist())
-        pipeline = self.make_pipeline(n_min_class=min(counts.values()))
         if len(counts) < 2:
             raise ModelError(f"only one label ('{next(iter(counts))}') in the training data",
                              "a classifier needs at least two labels")
-        if self.classifier == "svm" and min(counts.values()) < 2:
+        pipeline = self.make_pipeline()
+        if self.classifier != "svm":
+            return pipeline.fit(texts, labels), None
+        if min(counts.values()) < 2:
             raise ModelError("the SVM's probability calibration needs at least 2 examples of each label",
                              "add examples or use --model tfidf-logreg")
-        return pipeline.fit(texts, labels)
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        folds = StratifiedKFold(max(2, min(self.calibration_folds, min(counts.values()))), shuffle=True,
+                                random_state=self.seed)
+        held_out = cross_val_predict(clone(pipeline), texts, labels, cv=folds, method="decision_function")
+        pipeline.fit(texts, labels)
+        return pipeline, fit_temperature(_as_scores(held_out), labels, pipeline.classes_)
 
     def fit(self, X, y, **fit_params) -> "TfidfModel":
         inputs = as_inputs(X)
         labels = self._labels(y)
         self.classes_ = np.array(sorted(set(labels.tolist())), dtype=object)
-        self.pipeline_ = self._fit_one(self._texts(inputs), labels)
-        self.target_pipelines_ = {}
+        self.pipeline_, self.temperature_ = self._fit_one(self._texts(inputs), labels)
+        self.target_pipelines_, self.target_temperatures_ = {}, {}
         if self.per_target:
             targets = np.asarray([t or "" for t in inputs.targets], dtype=object)
             for target in sorted(set(targets.tolist())):
                 mask = targets == target
                 if target and len(set(labels[mask].tolist())) >= 2 and Counter(labels[mask].tolist()).most_common()[-1][1] >= 2:
-                    self.target_pipelines_[target] = self._fit_one([inputs.texts[i] for i in np.flatnonzero(mask)],
-                                                                   labels[mask])
+                    pipeline, temperature = self._fit_one([inputs.texts[i] for i in np.flatnonzero(mask)], labels[mask])
+                    self.target_pipelines_[target] = pipeline
+                    self.target_temperatures_[target] = temperature
         return self
 
-    def _proba_of(self, pipeline, texts: list[str]) -> np.ndarray:
+    def _proba_of(self, pipeline, texts: list[str], temperature: float | None = None) -> np.ndarray:
         """Probabilities in the column order of ``classes_`` (a per-target model may know fewer labels)."""
-        proba = pipeline.predict_proba(texts)
+        if temperature is None:
+            proba = pipeline.predict_proba(texts)
+        else:
+            proba = _softmax(_as_scores(pipeline.decision_function(texts)) * temperature)
         known = list(pipeline.classes_)
         if known == list(self.classes_):
             return proba
@@ -200,16 +208,18 @@ class TfidfModel(StanceModel):
         if not len(inputs):
             return np.zeros((0, len(self.classes_)))
         if not self.target_pipelines_:
-            return self._proba_of(self.pipeline_, self._texts(inputs))
+            return self._proba_of(self.pipeline_, self._texts(inputs), self.temperature_)
         out = np.zeros((len(inputs), len(self.classes_)))
         groups: dict[str | None, list[int]] = {}
         for i, target in enumerate(inputs.targets):
             groups.setdefault(target if target in self.target_pipelines_ else None, []).append(i)
         for target, index in groups.items():
-            pipeline = self.target_pipelines_[target] if target is not None else self.pipeline_
             texts = [inputs.texts[i] for i in index]
-            out[index] = self._proba_of(pipeline, texts if target is not None else self._texts(
-                Inputs(texts, [inputs.targets[i] for i in index], [None] * len(index))))
+            if target is not None:
+                out[index] = self._proba_of(self.target_pipelines_[target], texts, self.target_temperatures_[target])
+            else:
+                pooled = self._texts(Inputs(texts, [inputs.targets[i] for i in index], [None] * len(index)))
+                out[index] = self._proba_of(self.pipeline_, pooled, self.temperature_)
         return out
 
     # -- persistence ------------------------------------------------------------------------
@@ -224,12 +234,46 @@ class TfidfModel(StanceModel):
             name = f"target-{i:03d}.skops"
             sio.dump(pipeline, weights / name)
             targets[target] = name
-        return {"pooled": "weights/pooled.skops", "per_target": {t: f"weights/{n}" for t, n in targets.items()}}
+        return {"pooled": "weights/pooled.skops", "per_target": {t: f"weights/{n}" for t, n in targets.items()},
+                "temperature": self.temperature_, "per_target_temperature": self.target_temperatures_}
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         self.classes_ = np.array(config["labels"], dtype=object)
         self.pipeline_ = _load_skops(folder / config["weights"]["pooled"])
         self.target_pipelines_ = {t: _load_skops(folder / rel) for t, rel in config["weights"]["per_target"].items()}
+        self.temperature_ = config["weights"].get("temperature")
+        self.target_temperatures_ = config["weights"].get("per_target_temperature", {})
+
+
+def _as_scores(decision: np.ndarray) -> np.ndarray:
+    """Decision values as one column per class (binary LinearSVC returns one column for classes_[1])."""
+    decision = np.asarray(decision, dtype=float)
+    return np.column_stack([-decision / 2, decision / 2]) if decision.ndim == 1 else decision
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
+    """The factor ``t`` minimizing the log loss of ``softmax(t * scores)`` on held-out decision values.
+
+    >>> s = np.array([[1.0, -1.0], [-1.0, 1.0], [0.5, -0.5]])
+    >>> round(fit_temperature(s, np.array(["a", "b", "b"]), np.array(["a", "b"])), 2) < 5
+    True
+    """
+    from scipy.optimize import minimize_scalar
+
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[v] for v in labels])
+
+    def loss(log_t: float) -> float:
+        proba = _softmax(scores * np.exp(log_t))
+        return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-5, 5), method="bounded").x))
 
 
 def _load_skops(path: Path):
