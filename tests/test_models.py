@@ -126,3 +126,14 @@ def test_svm_probabilities_keep_the_svms_own_decisions(tiny):
     texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
     assert model.predict(tiny.test).tolist() == model.pipeline_.predict(texts).tolist()
     assert model.temperature_ > 0
+
+
+def test_tfidf_save_and_load_never_import_torch(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    folder = TfidfModel().fit(tiny.train, tiny.train["label"]).save(tmp_path / "m")
+    code = (f"import sys; from comment_stance import load_model; m = load_model({str(folder)!r}); "
+            "m.predict(['Sign it.']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -28,6 +28,7 @@ _API = {
     "save_model": "comment_stance.persist:save_model",
     "make_model": "comment_stance.models:make_model",
     "predict": "comment_stance.scoring:predict",
+    "score_file": "comment_stance.scoring:score_file",
     "read_comments": "comment_stance.data:read_comments",
     "load_dataset": "comment_stance.data:load_dataset",
     "Columns": "comment_stance.data:Columns",

@@ -40,6 +40,8 @@ INPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet", "disqus", "wordpress", "reddi
 MAX_CHARS = 100_000
 #: an article page is read whole, so it has a size limit
 MAX_ARTICLE_BYTES = 50 * 1024 * 1024
+#: a JSON line longer than this becomes an error row without being held in memory
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -123,6 +125,9 @@ def detect_format(path: str | Path, forced: str | None = None) -> str:
     if kind == "xml":
         return _xml_kind(path, head)
     if kind == "jsonl":
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            raise DataError(f"{path}: one JSON array, not JSON lines",
+                            "write one JSON object per line (e.g. jq -c '.[]' FILE > FILE.jsonl)")
         return "reddit" if _looks_like_reddit(head) else "jsonl"
     return kind  # article
 
@@ -203,7 +208,7 @@ def read_chunks(
     }
     source = readers[fmt](path, fmt=fmt, columns=columns, keep=keep, chunk_size=chunk_size)
     unit = "row" if fmt == "parquet" else "line"
-    batch = _Batch(keep, unit, max_chars)
+    batch = _Batch(_extra(keep), unit, max_chars)
     for record, progress in source:
         batch.add(*record)
         if len(batch) >= chunk_size:
@@ -212,8 +217,13 @@ def read_chunks(
         yield batch.emit(1.0)
 
 
+def _extra(keep: Sequence[str]) -> list[str]:
+    """Kept columns that are not canonical fields (those are in every chunk anyway)."""
+    return [name for name in keep if name not in CANONICAL]
+
+
 class _Batch:
-    """Collects records and validates them into a :class:`CommentChunk`."""
+    """Collects records and validates them, column by column, into a :class:`CommentChunk`."""
 
     def __init__(self, keep: list[str], unit: str, max_chars: int):
         self.keep = keep
@@ -223,6 +233,8 @@ class _Batch:
 
     def _reset(self) -> None:
         self.columns: dict[str, list] = {name: [] for name in (*CANONICAL, *self.keep)}
+        self._canonical = [(name, self.columns[name]) for name in CANONICAL]
+        self._kept = [self.columns[name] for name in self.keep]
         self.lines: list[int] = []
         self.errors: list[str | None] = []
 
@@ -230,57 +242,56 @@ class _Batch:
         return len(self.lines)
 
     def add(self, line: int, fields: dict[str, Any], kept: list, error: str | None) -> None:
-        """``fields``: canonical values; ``kept``: values of the kept columns; ``error``: a problem
-        found while parsing (the record is still kept)."""
-        text = fields.get("text")
-        if error is None:
-            if text is None:
-                error = "no comment text"
-            elif not isinstance(text, str):
-                error = f"text is {type(text).__name__}, not a string"
-            elif not text.strip():
-                error = "empty text"
-        if fields.get("id") in (None, ""):
-            fields["id"] = str(line)
-        columns = self.columns
-        for name in CANONICAL:
-            value = fields.get(name)
-            if value is not None and not isinstance(value, str):
-                value = str(value) if name != "text" else value
-            if isinstance(value, str) and len(value) > self.max_chars:
-                error = error or f"{name} is {len(value)} characters, over the limit of {self.max_chars}"
-                value = value[: self.max_chars]
-            columns[name].append(value)
-        for name, value in zip(self.keep, kept):
-            if isinstance(value, str) and len(value) > self.max_chars:
-                error = error or f"{name} is {len(value)} characters, over the limit of {self.max_chars}"
-                value = value[: self.max_chars]
-            columns[name].append(value)
+        """``fields``: canonical values; ``kept``: values of the non-canonical kept columns;
+        ``error``: a problem found while parsing (the record is still kept)."""
+        get = fields.get
+        for name, column in self._canonical:
+            column.append(get(name))
+        for column, value in zip(self._kept, kept):
+            column.append(value)
         self.lines.append(line)
-        self.errors.append(None if error is None else f"{self.unit} {line}: {error}")
+        self.errors.append(error)
 
     def emit(self, progress: float | None) -> CommentChunk:
-        self._repair_encoding()
-        chunk = CommentChunk(self.columns, self.lines, self.errors, self.unit, progress)
+        columns, lines = self.columns, self.lines
+        problems = {i: error for i, error in enumerate(self.errors) if error is not None}
+        # every record has a string id: its own, or the line it starts on
+        columns["id"] = [v if type(v) is str and v else str(line) if v is None or v == "" else str(v)
+                         for v, line in zip(columns["id"], lines)]
+        for name in ("parent_id", "author", "created_at", "article_id", "target"):
+            values = columns[name]
+            if any(v is not None and type(v) is not str for v in values):
+                columns[name] = [v if v is None or type(v) is str else str(v) for v in values]
+        self._repair_encoding(problems)
+        for i, text in enumerate(columns["text"]):
+            if type(text) is str and text and not text.isspace() or i in problems:
+                continue
+            problems[i] = ("no comment text" if text is None else "empty text" if isinstance(text, str)
+                           else f"text is {type(text).__name__}, not a string")
+        limit = self.max_chars
+        for name, values in columns.items():
+            for i in [i for i, v in enumerate(values) if type(v) is str and len(v) > limit]:
+                problems.setdefault(i, f"{name} is {len(values[i])} characters, over the limit of {limit}")
+                values[i] = values[i][:limit]  # the output holds at most the limit
+        errors = [None] * len(lines)
+        for i, problem in problems.items():
+            errors[i] = f"{self.unit} {lines[i]}: {problem}"
+        chunk = CommentChunk(columns, lines, errors, self.unit, progress)
         self._reset()
         return chunk
 
-    def _repair_encoding(self) -> None:
+    def _repair_encoding(self, problems: dict[int, str]) -> None:
         """Bytes that are not UTF-8 arrive as lone surrogates (``surrogateescape``): such a row is
         an error row, and its fields are repaired (U+FFFD) so that every output format can hold
         them. One regex over the joined chunk keeps the common, clean case cheap."""
-        joined = "\x00".join(x for col in self.columns.values() for x in col if isinstance(x, str))
+        joined = "\x00".join(x for col in self.columns.values() for x in col if type(x) is str)
         if not _SURROGATE.search(joined):
             return
-        for i in range(len(self.lines)):
-            bad = False
-            for values in self.columns.values():
-                value = values[i]
-                if isinstance(value, str) and _SURROGATE.search(value):
+        for values in self.columns.values():
+            for i, value in enumerate(values):
+                if type(value) is str and _SURROGATE.search(value):
                     values[i] = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                    bad = True
-            if bad and self.errors[i] is None:
-                self.errors[i] = f"{self.unit} {self.lines[i]}: bytes that are not UTF-8 (re-save the file as UTF-8)"
+                    problems.setdefault(i, "bytes that are not UTF-8 (re-save the file as UTF-8)")
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -298,7 +309,7 @@ def _check_header(path: Path, header: list[str], sources: dict[str, str], keep: 
         raise DataError(f"{path}: missing column '{sources['text']}' (columns found: {found})",
                         "rename the column or pass --text-col NAME")
     for name in keep:
-        if name not in header and not (name in CANONICAL and sources[name] in header):
+        if name != "id" and name not in header and not (name in CANONICAL and sources[name] in header):
             found = ", ".join(header) or "none"
             raise DataError(f"{path}: --keep names column '{name}', which the file does not have (columns: {found})",
                             "keep only columns the file has")
@@ -308,6 +319,7 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
     sources = _table_sources(columns)
     delimiter = "," if fmt == "csv" else "\t"
     size = path.stat().st_size or 1
+    # the csv module's own cap (process-wide) bounds memory; --max-chars is checked per field later
     csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
     with open(path, "rb") as binary:
         text = _text_stream(binary)
@@ -323,8 +335,8 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
         index = {name: i for i, name in enumerate(header)}
         width = len(header)
         canonical = [(field, index[src]) for field, src in sources.items() if src in index]
-        kept_at = [index[name] if name in index and not (name in CANONICAL and sources[name] in index)
-                   else index[sources[name]] for name in keep]
+        extra = _extra(keep)
+        kept_at = [index[name] for name in extra]
         last = reader.line_num
         while True:
             try:
@@ -334,7 +346,7 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
             except csv.Error as exc:  # a field over the hard size limit: the reader resumes after it
                 start = last + 1
                 last = reader.line_num
-                yield (start, {}, [None] * len(keep), f"cannot parse ({exc})"), binary.tell() / size
+                yield (start, {}, [None] * len(extra), f"cannot parse ({exc})"), binary.tell() / size
                 continue
             start = last + 1
             if reader.line_num - last > 1:  # the record spans lines, or blank lines preceded it
@@ -345,7 +357,7 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
             if len(row) != width:
                 error = f"{len(row)} fields where the header has {width} (check quoting and delimiters)"
                 fields = {"id": row[index[sources["id"]]]} if sources["id"] in index and len(row) > index[sources["id"]] else {}
-                yield (start, fields, [None] * len(keep), error), binary.tell() / size
+                yield (start, fields, [None] * len(extra), error), binary.tell() / size
                 continue
             fields = {field: (row[i] or None) if field != "text" else row[i] for field, i in canonical}
             yield (start, fields, [row[i] for i in kept_at], None), binary.tell() / size
@@ -383,10 +395,12 @@ def _lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, floa
 def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
     reddit = fmt == "reddit"
     sources = _table_sources(columns)
-    none_kept = [None] * len(keep)
-    for number, line, progress in _lines(path, max_bytes=64 * 1024 * 1024):
+    extra = _extra(keep)
+    none_kept = [None] * len(extra)
+    titles: dict[str, str] = {}  # Reddit: link_id -> submission title, from comments that carry it
+    for number, line, progress in _lines(path, max_bytes=MAX_LINE_BYTES):
         if line is None:
-            yield (number, {}, none_kept, "line longer than 64 MiB"), progress
+            yield (number, {}, none_kept, f"line longer than {MAX_LINE_BYTES:,} bytes"), progress
             continue
         try:
             record = json.loads(line)
@@ -401,10 +415,10 @@ def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], c
         if not isinstance(record, dict):
             yield (number, {}, none_kept, f"expected a JSON object, found {type(record).__name__}"), progress
             continue
-        fields, error = _reddit_fields(record) if reddit else ({f: record.get(s) for f, s in sources.items()}, None)
+        fields, error = _reddit_fields(record, titles) if reddit else ({f: record.get(s) for f, s in sources.items()}, None)
         if not reddit and fields["text"] is None and sources["text"] not in record:
             error = f"no '{sources['text']}' field (pass --text-col NAME if the text is under another name)"
-        kept = [fields.get(name) if name in CANONICAL else record.get(name) for name in keep]
+        kept = [record.get(name) for name in extra]
         yield (number, fields, kept, error), progress
 
 
@@ -416,10 +430,15 @@ def _strip_prefix(value: Any) -> str | None:
     return value[3:] if value[:3] in ("t1_", "t3_") else value
 
 
-def _reddit_fields(record: dict) -> tuple[dict[str, Any], str | None]:
+def _reddit_fields(record: dict, titles: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     parent = record.get("parent_id")
     link = record.get("link_id")
     body = record.get("body")
+    title = record.get("link_title") or record.get("title")
+    if title and link:
+        if len(titles) >= 100_000:  # bounded: memory stays flat on exports of many submissions
+            titles.clear()
+        titles[link] = title
     fields = {
         "id": _strip_prefix(record.get("id") or record.get("name")),
         # a comment whose parent is the submission itself (t3_) is a top-level comment
@@ -428,7 +447,7 @@ def _reddit_fields(record: dict) -> tuple[dict[str, Any], str | None]:
         "created_at": _from_epoch(record.get("created_utc")),
         "text": body,
         "article_id": link,
-        "target": record.get("link_title") or record.get("title"),
+        "target": title or titles.get(link),
     }
     error = None
     if body in ("[deleted]", "[removed]"):
@@ -457,7 +476,7 @@ def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str],
     header = list(source.schema_arrow.names)
     _check_header(path, header, sources, keep)
     present = {field: src for field, src in sources.items() if src in header}
-    kept_src = [sources[name] if name in CANONICAL and sources[name] in header else name for name in keep]
+    kept_src = _extra(keep)
     wanted = list(dict.fromkeys([*present.values(), *kept_src]))
     total = source.metadata.num_rows or 1
     row = 0
@@ -489,63 +508,108 @@ def html_to_text(markup: str | None) -> str | None:
     return "\n".join(line for line in lines if line)
 
 
-class _XMLEvents:
-    """The parser target: collects element text and hands finished elements to a callback, with
-    the line each element starts on. Only the small current element is held in memory."""
+class _XMLRecords:
+    """Collects XML records while the parser runs, holding only the record being read.
 
-    def __init__(self, on_end: Callable[[list[str], dict, dict, int], None]):
-        self.on_end = on_end
-        self.stack: list[tuple[str, dict, int]] = []
+    A record is an element named in ``records`` at depth ``depth`` (the root is depth 1), under a
+    parent named ``parent`` when given. Its fields are the texts and attributes of its
+    descendants by relative path: ``message``, ``author/name``, ``thread@id``. The direct children
+    of the record's parent that come before it (a WordPress post's ``title``) are its
+    ``context``. Each finished record goes to ``on_record(name, attributes, fields, context, line)``.
+    """
+
+    def __init__(self, records: set[str], depth: int, on_record: Callable, parent: str | None = None):
+        self.records, self.depth, self.on_record, self.parent = records, depth, on_record, parent
+        self.stack: list[str] = []
         self.text: list[str] = []
-        self.children: list[dict[str, str]] = []
+        self.fields: dict[str, str] | None = None
+        self.attributes: dict[str, str] = {}
+        self.context: dict[str, str] = {}
+        self.line = 0
         self.line_of: Callable[[], int] = lambda: 0
+        self._local: dict[str, str] = {}
 
-    def start(self, tag, attrib):
-        self.stack.append((_local(tag), dict(attrib), self.line_of()))
-        self.children.append({})
+    def local(self, name: str) -> str:
+        found = self._local.get(name)
+        if found is None:
+            found = self._local[name] = name.rpartition("}")[2]
+        return found
+
+    # start/end run for every element of the export: they are kept small and branch early
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        stack = self.stack
+        local = self._local.get(name) or self.local(name)
+        stack.append(local)
+        if self.fields is not None:
+            if attributes:
+                path = local if len(stack) == self.depth + 1 else "/".join(stack[self.depth:])
+                for key, value in attributes.items():
+                    self.fields.setdefault(f"{path}@{self.local(key)}", value)
+        else:
+            depth = len(stack)
+            if depth == self.depth and local in self.records and (self.parent is None or stack[-2] == self.parent):
+                self.fields = {}
+                self.attributes = {self.local(k): v for k, v in attributes.items()}
+                self.line = self.line_of()
+            elif depth == self.depth - 1:
+                self.context = {}  # a new parent: its children so far are the context of its records
         self.text = []
 
-    def data(self, data):
-        self.text.append(data)
+    def data(self, text: str) -> None:
+        self.text.append(text)
 
-    def end(self, tag):
-        name, attrib, line = self.stack.pop()
-        inner = self.children.pop()
-        text = "".join(self.text)
+    def end(self, name: str) -> None:
+        stack = self.stack
+        fields = self.fields
+        depth = len(stack)
+        if fields is not None:
+            if depth == self.depth:
+                self.on_record(stack[-1], self.attributes, fields, self.context, self.line)
+                self.fields = None
+            else:
+                path = stack[-1] if depth == self.depth + 1 else "/".join(stack[self.depth:])
+                if path not in fields:
+                    text = self.text
+                    fields[path] = text[0] if len(text) == 1 else "".join(text)
+        elif depth == self.depth:  # a sibling of the records: part of their context
+            self.context.setdefault(stack[-1], "".join(self.text))
+        stack.pop()
         self.text = []
-        self.on_end([s[0] for s in self.stack], {"name": name, "attrib": attrib, "text": text}, inner, line)
-        if self.children:
-            # the parent sees each child's text, attributes and children by local name
-            # ("author/name", "thread@id"); the first one of a name wins
-            parent = self.children[-1]
-            parent.setdefault(name, text)
-            for key, value in attrib.items():
-                parent.setdefault(f"{name}@{_local(key)}", value)
-            for key, value in inner.items():
-                parent.setdefault(f"{name}/{key}", value)
+
+
+class _NoTree:
+    """Parser target that builds nothing (the handlers are replaced by :class:`_XMLRecords`)."""
+
+    def start(self, tag, attrib):  # pragma: no cover - never called
+        pass
+
+    def end(self, tag):  # pragma: no cover - never called
+        pass
+
+    def data(self, data):  # pragma: no cover - never called
+        pass
 
     def close(self):
         return None
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _parse_xml(path: Path, handle_end: Callable[[list[str], dict, dict, int], None], pending: list,
-               ) -> Iterator[float]:
-    """Feed ``path`` to a hardened parser block by block; yields progress after each block so the
-    caller can drain ``pending``. Entity declarations (entity-expansion bombs, external entities)
-    and external references are refused."""
+def _parse_xml(path: Path, collector: _XMLRecords, pending: list) -> Iterator[float]:
+    """Feed ``path`` block by block to defusedxml's parser, with ``collector`` handling elements
+    straight from expat (no tree is built); yields progress after each block so that the caller
+    can drain ``pending``. defusedxml's handlers stay in place, so entity declarations
+    (entity-expansion bombs, external entities) and external references are refused."""
     from xml.etree.ElementTree import ParseError
 
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import DefusedXMLParser
 
-    events = _XMLEvents(handle_end)
-    parser = DefusedXMLParser(target=events, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    parser = DefusedXMLParser(target=_NoTree(), forbid_dtd=False, forbid_entities=True, forbid_external=True)
     expat = parser.parser
-    events.line_of = lambda: expat.CurrentLineNumber
+    expat.ordered_attributes = False
+    expat.StartElementHandler = collector.start
+    expat.EndElementHandler = collector.end
+    expat.CharacterDataHandler = collector.data
+    collector.line_of = lambda: expat.CurrentLineNumber
     size = path.stat().st_size or 1
     done = 0
     with open(path, "rb") as handle:
@@ -586,65 +650,56 @@ def _disqus_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], 
     """Disqus export: ``<thread>`` elements (id, link, title) and then ``<post>`` elements that
     refer to their thread and parent by ``dsq:id``."""
     _kept_canonical(path, keep, "Disqus")
-    threads: dict[str, tuple[str | None, str | None]] = {}
+    threads: dict[str, str | None] = {}
     pending: list = []
 
-    def on_end(parents: list[str], element: dict, inner: dict, line: int) -> None:
-        name = element["name"]
-        if len(parents) != 1:  # only the top-level thread and post elements matter
-            return
-        attrib = {_local(k): v for k, v in element["attrib"].items()}
+    def on_record(name: str, attributes: dict, fields: dict, context: dict, line: int) -> None:
         if name == "thread":
-            threads[attrib.get("id", "")] = (inner.get("title") or None, inner.get("link") or None)
-        elif name == "post":
-            thread = inner.get("thread@id")
-            title, link = threads.get(thread or "", (None, None))
-            fields = {
-                "id": attrib.get("id") or inner.get("id") or None,
-                "parent_id": inner.get("parent@id") or None,
-                "author": inner.get("author/name") or inner.get("author/username") or None,
-                "created_at": inner.get("createdAt") or None,
-                "text": html_to_text(inner.get("message")),
-                "article_id": thread or link,
-                "target": title,
-            }
-            pending.append((line, fields, [fields.get(k) for k in keep], None))
+            threads[attributes.get("id", "")] = fields.get("title") or None
+            return
+        thread = fields.get("thread@id")
+        record = {
+            "id": attributes.get("id") or fields.get("id") or None,
+            "parent_id": fields.get("parent@id") or None,
+            "author": fields.get("author/name") or fields.get("author/username") or None,
+            "created_at": fields.get("createdAt") or None,
+            "text": html_to_text(fields.get("message")),
+            "article_id": thread,
+            "target": threads.get(thread or ""),
+        }
+        deleted = (fields.get("isDeleted") or "").strip() == "true" and not record["text"]
+        pending.append((line, record, [], "comment deleted on Disqus (no text to score)" if deleted else None))
 
-    yield from _drain(_parse_xml(path, on_end, pending), pending)
+    collector = _XMLRecords({"thread", "post"}, depth=2, on_record=on_record)
+    yield from _drain(_parse_xml(path, collector, pending), pending)
 
 
 def _wordpress_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
     """WordPress WXR export: ``<item>`` per post with ``<wp:comment>`` children."""
     _kept_canonical(path, keep, "WordPress")
-    item: dict[str, str | None] = {}
     pending: list = []
 
-    def on_end(parents: list[str], element: dict, inner: dict, line: int) -> None:
-        name = element["name"]
-        if parents and parents[-1] == "item" and name in ("title", "post_id", "link"):
-            item[name] = element["text"]
-        elif name == "item":
-            item.clear()
-        elif name == "comment" and parents and parents[-1] == "item":
-            parent = (inner.get("comment_parent") or "0").strip()
-            gmt = (inner.get("comment_date_gmt") or "").strip()
-            local = (inner.get("comment_date") or "").strip()
-            if gmt and not gmt.startswith("0000"):
-                moment = gmt.replace(" ", "T") + "Z"
-            else:  # no UTC time recorded: the site's local time, without a zone
-                moment = local.replace(" ", "T") or None
-            fields = {
-                "id": (inner.get("comment_id") or "").strip() or None,
-                "parent_id": None if parent in ("", "0") else parent,
-                "author": inner.get("comment_author") or None,
-                "created_at": moment,
-                "text": html_to_text(inner.get("comment_content")),
-                "article_id": (item.get("post_id") or "").strip() or item.get("link"),
-                "target": item.get("title") or None,
-            }
-            pending.append((line, fields, [fields.get(k) for k in keep], None))
+    def on_record(name: str, attributes: dict, fields: dict, context: dict, line: int) -> None:
+        parent = (fields.get("comment_parent") or "0").strip()
+        gmt = (fields.get("comment_date_gmt") or "").strip()
+        local = (fields.get("comment_date") or "").strip()
+        if gmt and not gmt.startswith("0000"):
+            moment = gmt.replace(" ", "T") + "Z"
+        else:  # no UTC time recorded: the site's local time, without a zone
+            moment = local.replace(" ", "T") or None
+        record = {
+            "id": (fields.get("comment_id") or "").strip() or None,
+            "parent_id": None if parent in ("", "0") else parent,
+            "author": fields.get("comment_author") or None,
+            "created_at": moment,
+            "text": html_to_text(fields.get("comment_content")),
+            "article_id": (context.get("post_id") or "").strip() or context.get("link") or None,
+            "target": context.get("title") or None,
+        }
+        pending.append((line, record, [], None))
 
-    yield from _drain(_parse_xml(path, on_end, pending), pending)
+    collector = _XMLRecords({"comment"}, depth=4, on_record=on_record, parent="item")
+    yield from _drain(_parse_xml(path, collector, pending), pending)
 
 
 def _drain(progress_steps: Iterator[float], pending: list):
@@ -704,4 +759,4 @@ def _article_records(path: Path, *, fmt: str, columns: Columns, keep: list[str],
         line = block[1][0] if len(block) > 1 else block[0][0]
         fields = {"id": f"{path.stem}-{position}", "author": author, "text": text,
                   "article_id": path.stem, "target": title}
-        yield (line, fields, [fields.get(k) for k in keep], None), position / len(blocks)
+        yield (line, fields, [], None), position / len(blocks)

@@ -1,14 +1,25 @@
-"""Scoring comments with a trained model."""
+"""Scoring comments with a trained model: a few texts in memory (:func:`predict`) or whole
+comment exports, streamed chunk by chunk (:func:`score_file`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 import numpy as np
 import pandas as pd
 
+from .errors import DataError, ModelError, OutputError, StanceError
 from .models.base import StanceModel
+
+if TYPE_CHECKING:
+    from .data import Columns
+    from .readers import CommentChunk
 
 
 def proba_column(label: str) -> str:
@@ -52,3 +63,284 @@ def scored_frame(table: pd.DataFrame, proba: np.ndarray, classes: Sequence[Any],
     if review_below is not None:
         out["needs_review"] = out["confidence"] < review_below
     return out
+
+
+# -- batch scoring of files -------------------------------------------------------------------------
+#: rows per chunk: large enough to amortize per-chunk costs, small enough for flat memory and a
+#: fine-grained --resume
+DEFAULT_CHUNK_SIZE = 10_000
+#: the last this-many comments (twice, in two generations) are kept to find the text of a parent
+RECENT_COMMENTS = 20_000
+
+
+@dataclass
+class ScoreSummary:
+    """What :func:`score_file` returns (and ``stance predict`` prints)."""
+
+    input: str
+    output: str | None
+    input_format: str
+    output_format: str
+    rows: int
+    scored: int
+    errors: int
+    needs_review: int | None
+    label_counts: dict[str, int]
+    resumed_rows: int = 0
+    time_s: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        """Rows handled by this run per second (rows carried over from an interrupted run excluded)."""
+        return (self.rows - self.resumed_rows) / self.time_s if self.time_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_s": round(self.rows_per_s, 1), "time_s": round(self.time_s, 3)}
+
+
+class _RecentComments:
+    """Texts of recent comments by id, to give replies their ``parent_text``. Two bounded
+    generations keep memory flat however long the export is."""
+
+    def __init__(self, size: int = RECENT_COMMENTS):
+        self.size = size
+        self.current: dict[str, str] = {}
+        self.previous: dict[str, str] = {}
+
+    def add(self, ids: list, texts: list) -> None:
+        self.current.update((i, t) for i, t in zip(ids, texts) if isinstance(t, str))
+        if len(self.current) >= self.size:
+            self.previous, self.current = self.current, {}
+
+    def get(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        found = self.current.get(key)
+        return found if found is not None else self.previous.get(key)
+
+
+def _output_name(name: str, reserved: set[str]) -> str:
+    return f"input_{name}" if name in reserved else name
+
+
+def _object_column(values: Sequence[Any]) -> pd.Series:
+    # object dtype: pandas' default string dtype costs more than scoring a row on the fast path
+    return pd.Series(values, dtype=object)
+
+
+def score_chunk(
+    model: StanceModel,
+    chunk: "CommentChunk",
+    *,
+    keep: Sequence[str] = (),
+    target: str | None = None,
+    review_below: float | None = None,
+    recent: _RecentComments | None = None,
+) -> pd.DataFrame:
+    """Score one chunk of records from :func:`comment_stance.readers.read_chunks`.
+
+    Returns one row per record, in order: ``id``, the kept columns, ``label``, ``confidence``,
+    ``p_<label>`` per label, ``needs_review`` (with ``review_below``) and ``error``. Records that
+    carry an error are not shown to the model; their scores are empty.
+    """
+    classes = [str(c) for c in model.classes_]
+    reserved = {"id", "label", "confidence", "needs_review", "error", *map(proba_column, classes)}
+    columns = chunk.columns
+    n = len(chunk)
+    ok = [i for i, error in enumerate(chunk.errors) if error is None]
+    every = len(ok) == n
+
+    def pick(values: list) -> list:
+        return values if every else [values[i] for i in ok]
+
+    texts = pick(columns["text"])
+    targets = [target] * len(ok) if target is not None else pick(columns["target"])
+    inputs = {"text": _object_column(texts), "target": _object_column(targets)}
+    if recent is not None:  # parents earlier in this chunk count too
+        recent.add(columns["id"], columns["text"])
+        inputs["parent_text"] = _object_column([recent.get(p) for p in pick(columns["parent_id"])])
+    # float64 whatever the family returns, so that every chunk is written with the same precision
+    proba = np.asarray(model.predict_proba(pd.DataFrame(inputs)), dtype=np.float64) if ok else np.zeros((0, len(classes)))
+    if proba.shape != (len(ok), len(classes)):
+        raise ModelError(f"the model returned probabilities of shape {proba.shape} for {len(ok)} comments "
+                         f"and {len(classes)} labels", "the model folder may be damaged; retrain it")
+    out: dict[str, Any] = {"id": _object_column(columns["id"])}
+    for name in keep:
+        if name != "id":
+            out[_output_name(name, reserved)] = _object_column(columns[name])
+    labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(ok) else np.zeros(0, dtype=object)
+    confidence = proba.max(axis=1) if len(ok) else np.zeros(0)
+    if every:
+        out["label"] = _object_column(labels)
+        out["confidence"] = confidence
+        for j, label in enumerate(classes):
+            out[proba_column(label)] = proba[:, j]
+    else:
+        full_labels = np.full(n, None, dtype=object)
+        full_labels[ok] = labels
+        full_conf = np.full(n, np.nan)
+        full_conf[ok] = confidence
+        full_proba = np.full((n, len(classes)), np.nan)
+        full_proba[ok] = proba
+        out["label"] = _object_column(full_labels)
+        out["confidence"] = full_conf
+        for j, label in enumerate(classes):
+            out[proba_column(label)] = full_proba[:, j]
+    if review_below is not None:
+        review = np.full(n, None, dtype=object)
+        review[ok] = confidence < review_below
+        out["needs_review"] = _object_column(review)
+    out["error"] = _object_column(chunk.errors)
+    return pd.DataFrame(out)
+
+
+def output_columns(classes: Sequence[Any], keep: Sequence[str] = (), review_below: float | None = None
+                   ) -> tuple[list[str], dict[str, str]]:
+    """The columns of scored output, in order, and the type of each typed column."""
+    classes = [str(c) for c in classes]
+    probas = [proba_column(c) for c in classes]
+    reserved = {"id", "label", "confidence", "needs_review", "error", *probas}
+    kept = [_output_name(name, reserved) for name in keep if name != "id"]
+    columns = ["id", *kept, "label", "confidence", *probas]
+    types = {"id": "str", "label": "str", "confidence": "float", "error": "str", **{p: "float" for p in probas}}
+    if review_below is not None:
+        columns.append("needs_review")
+        types["needs_review"] = "bool"
+    columns.append("error")
+    return columns, types
+
+
+def _input_fingerprint(path: Path) -> dict[str, Any]:
+    """Enough to tell that the input is the same file, unchanged, without reading it all."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 16))
+        if stat.st_size > 1 << 17:
+            handle.seek(-(1 << 16), os.SEEK_END)
+            digest.update(handle.read())
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sha256_ends": digest.hexdigest()}
+
+
+def _model_fingerprint(model: StanceModel) -> str:
+    config = getattr(model, "config_", None)
+    if config is None:
+        config = {"family": model.family, "params": repr(sorted(model.get_params(deep=False).items())),
+                  "labels": [str(c) for c in model.classes_]}
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def score_file(
+    model: str | Path | StanceModel,
+    input: str | Path,
+    out: str | Path | TextIO,
+    *,
+    format: str | None = None,
+    out_format: str | None = None,
+    columns: "Columns | None" = None,
+    keep: Sequence[str] = (),
+    target: str | None = None,
+    review_below: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_chars: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    runtime: dict[str, Any] | None = None,
+    progress: Callable[[int, float | None], None] | None = None,
+) -> ScoreSummary:
+    """Score every comment of a file and write one output row per input row, in input order.
+
+    ``input`` is any format :func:`comment_stance.readers.read_chunks` reads (``format`` forces
+    one); ``out`` is a ``.csv``/``.tsv``/``.jsonl``/``.parquet`` path, written through
+    ``OUT.partial`` and moved into place at the end, or an open text stream (``out_format``
+    ``csv``, ``tsv``, ``jsonl`` or ``json``). The file is read in chunks of ``chunk_size`` rows,
+    so memory stays flat. Rows that cannot be scored keep their place with an ``error``.
+    ``resume=True`` continues an interrupted job; ``progress(rows_done, share_of_file)`` is
+    called after each chunk.
+
+    >>> from comment_stance.scoring import score_file
+    >>> summary = score_file("models/tfidf-logreg", "export.xml", "scores.csv", review_below=0.6)  # doctest: +SKIP
+    >>> summary.rows, summary.label_counts, summary.errors                                          # doctest: +SKIP
+    """
+    from .data import Columns
+    from .persist import load_model
+    from .readers import MAX_CHARS, detect_format, read_chunks
+    from .writers import ResumableOutput, StreamOutput
+
+    input = Path(input)
+    if not input.is_file():
+        raise DataError(f"{input}: no such file", "check the path")
+    fmt = detect_format(input, format)
+    estimator = load_model(model, **(runtime or {})) if isinstance(model, (str, Path)) else model
+    columns = columns or Columns()
+    keep = [name for name in dict.fromkeys(keep)]
+    max_chars = max_chars or MAX_CHARS
+    names, types = output_columns(estimator.classes_, keep, review_below)
+    started = time.perf_counter()
+
+    if hasattr(out, "write"):
+        sink: Any = StreamOutput(out, columns=names, format=out_format or "csv")
+        out_name, out_fmt = None, sink.format
+    else:
+        out = Path(out)
+        if out.resolve() == input.resolve():
+            raise OutputError(f"{out}: is the input file", "write the scores to another file")
+        options = {"format": fmt, "columns": asdict(columns), "keep": keep, "target": target,
+                   "review_below": review_below, "max_chars": max_chars}
+        fingerprint = {"input": _input_fingerprint(input), "model": _model_fingerprint(estimator),
+                       "options": options}
+        sink = ResumableOutput(out, columns=names, types=types, fingerprint=fingerprint, format=out_format,
+                               overwrite=overwrite, resume=resume)
+        out_name, out_fmt = str(out), sink.format
+
+    counts = {"labels": {str(c): 0 for c in estimator.classes_}, "errors": 0, "needs_review": 0,
+              "first_errors": [], **sink.counts}
+    skip = resumed_rows = sink.rows_done
+    recent = _RecentComments()
+    try:
+        for chunk in read_chunks(input, format=fmt, columns=columns, keep=keep, chunk_size=chunk_size,
+                                 max_chars=max_chars):
+            if skip:  # rows an interrupted run already wrote: read past them
+                taken = min(skip, len(chunk))
+                recent.add(chunk.columns["id"][:taken], chunk.columns["text"][:taken])
+                skip -= taken
+                if taken == len(chunk):
+                    continue
+                chunk = chunk.tail(taken)
+            scored = score_chunk(estimator, chunk, keep=keep, target=target, review_below=review_below,
+                                 recent=recent)
+            _count(counts, scored, chunk.errors)
+            sink.write(scored, rows=len(chunk), counts=counts)
+            if progress is not None:
+                progress(sink.rows_done, chunk.progress)
+        if skip:
+            raise OutputError(f"{out}: the interrupted job had written {sink.rows_done} rows, "
+                              f"but the input now has {sink.rows_done - skip}",
+                              "pass --overwrite to start over")
+        sink.finish()
+    except StanceError:
+        sink.discard()  # the same error would come back on --resume
+        raise
+    except BaseException:
+        sink.close()  # interrupted (Ctrl-C, a crash): OUT.partial stays for --resume
+        raise
+    return ScoreSummary(
+        input=str(input), output=out_name, input_format=fmt, output_format=out_fmt,
+        rows=sink.rows_done, scored=sink.rows_done - counts["errors"], errors=counts["errors"],
+        needs_review=counts["needs_review"] if review_below is not None else None,
+        label_counts=dict(counts["labels"]), resumed_rows=resumed_rows,
+        time_s=time.perf_counter() - started, first_errors=list(counts["first_errors"]),
+    )
+
+
+def _count(counts: dict[str, Any], scored: pd.DataFrame, errors: list[str | None]) -> None:
+    labels = counts["labels"]
+    for label, number in scored["label"].value_counts().items():
+        labels[str(label)] = labels.get(str(label), 0) + int(number)
+    bad = [e for e in errors if e is not None]
+    counts["errors"] += len(bad)
+    counts["first_errors"] = (counts["first_errors"] + bad[:5])[:5]
+    if "needs_review" in scored.columns:
+        counts["needs_review"] += int((scored["needs_review"] == True).sum())  # noqa: E712 (None stays out)

@@ -224,8 +224,7 @@ class TfidfModel(StanceModel):
 
     # -- persistence ------------------------------------------------------------------------
     def _save_weights(self, folder: Path) -> dict[str, Any]:
-        import skops.io as sio
-
+        sio = _skops_io()
         weights = folder / "weights"
         weights.mkdir(exist_ok=True)
         sio.dump(self.pipeline_, weights / "pooled.skops")
@@ -276,9 +275,31 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, classes: np.ndarray)
     return float(np.exp(minimize_scalar(loss, bounds=(-5, 5), method="bounded").x))
 
 
+def _skops_io():
+    """Import ``skops.io`` without importing torch.
+
+    On import, skops lists scikit-learn's estimators by importing every scikit-learn module, one of
+    which wraps torch for the array API; with torch installed that costs seconds and a GiB of memory
+    on the TF-IDF path. Torch is hidden for that one import (pkgutil skips modules that fail to
+    import), unless it is already loaded.
+    """
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes "import torch" raise ImportError
+    try:
+        import skops.io as sio
+    finally:
+        del sys.modules["torch"]
+    return sio
+
+
 def _load_skops(path: Path):
     """Load a scikit-learn object saved with skops, trusting only the types in ``SKOPS_ALLOWED_TYPES``."""
-    import skops.io as sio
+    sio = _skops_io()
 
     if not path.is_file():
         raise ModelError(f"{path}: weights file missing", "the model folder is incomplete; retrain or copy it again")
