@@ -142,7 +142,8 @@ def brier_score(proba: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(((proba - onehot) ** 2).sum(axis=1)))
 
 
-def calibration_report(logits: np.ndarray, labels: np.ndarray, temperature: float, *, n_bins: int = 15) -> dict[str, Any]:
+def calibration_report(logits: np.ndarray, labels: np.ndarray, temperature: float, *,
+                       n_bins: int = 15) -> dict[str, Any]:
     """ECE, Brier score and NLL of ``softmax(logits)`` before and after dividing by ``temperature``.
 
     >>> report = calibration_report(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([0, 1]), 1.0)

