@@ -303,3 +303,26 @@ bootstrap = 50
     first = run_experiment(path, out=tmp_path / "a", report=False)
     second = run_experiment(path, out=tmp_path / "b", report=False)
     assert (first.folder / "metrics.json").read_text() == (second.folder / "metrics.json").read_text()
+
+
+@pytest.mark.parametrize("name", ["baseline.toml", "full-study.toml"])
+def test_committed_configs_resolve(name, in_repo):
+    config = load_config(REPO / "experiments" / name)
+    assert {"majority", "tfidf-logreg", "tfidf-svm", "transformer"} <= set(config["models"])
+    assert {"random", "unseen-article"} <= set(config["evaluations"])
+    assert config["scoring"]["polar"] == ["supportive", "skeptical"]
+    assert "transformer" not in config["scoring"]["baselines"]
+
+
+def test_committed_results_are_the_runs_own_numbers():
+    results = REPO / "experiments" / "results" / "baseline"
+    if not (results / "metrics.json").is_file():
+        pytest.skip("no committed baseline results")
+    data = json.loads((results / "metrics.json").read_text())
+    report = (results / "report.md").read_text()
+    for evaluation, board in data["leaderboard"]["evaluations"].items():
+        for row in board["rows"]:
+            low, high = row["macro_f1_ci"]
+            assert f"| {row['model']} | {row['macro_f1']:.3f} [{low:.3f}, {high:.3f}] |" in report
+            seed = data["metrics"]["evaluations"][evaluation]["models"][row["model"]]["seeds"]["0"]
+            assert seed["macro_f1"] == row["macro_f1"]

@@ -482,9 +482,9 @@ def errors_by(predictions: pd.DataFrame, column: str) -> pd.DataFrame:
     """Comments, errors and error rate per value of ``column`` (a list column such as
     ``phenomena`` counts a comment once under each of its values; no value shows as "(none)").
 
-    >>> frame = pd.DataFrame({"correct": [True, False, False], "phenomena": [["irony"], ["irony", "negation"], []]})
-    >>> errors_by(frame, "phenomena").to_dict("records")[0]
-    {'phenomena': 'negation', 'comments': 1, 'errors': 1, 'error_rate': 1.0}
+    >>> frame = pd.DataFrame({"correct": [True, False, True], "phenomena": [["irony"], ["irony", "negation"], []]})
+    >>> errors_by(frame, "phenomena").values.tolist()
+    [['negation', 1, 1, 1.0], ['irony', 2, 1, 0.5], ['(none)', 1, 0, 0.0]]
     """
     if column not in predictions.columns:
         raise KeyError(f"no column '{column}' in the predictions (columns: {', '.join(predictions.columns)})")
