@@ -111,7 +111,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
 def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     """Load a model folder of any family.
 
-    ``runtime`` settings (e.g. ``threads=2``, ``quantize="int8"``, ``batch_size=64``) change how
+    ``runtime`` settings (e.g. ``threads=2``, ``quantize="int8"``, ``inference_batch_size=64``) change how
     a model runs, not what it learned; a setting the family does not have is ignored, so the same
     call works for every family.
 
