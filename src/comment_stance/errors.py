@@ -29,3 +29,7 @@ class ModelError(StanceError):
 
 class OutputError(StanceError):
     """An output path that would be clobbered or cannot be written."""
+
+
+class ConfigError(StanceError):
+    """An experiment config that cannot be used; the message names the file and the key."""

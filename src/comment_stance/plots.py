@@ -1,4 +1,4 @@
-"""Figures: the confusion matrix as a PNG."""
+"""Figures: the confusion matrix and per-article scores as PNG files."""
 
 from __future__ import annotations
 
@@ -30,9 +30,41 @@ def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: 
             ax.text(j, i, str(data[i, j]), ha="center", va="center",
                     color="white" if data[i, j] > limit else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return save_figure(fig, path, dpi=120)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out ``fig``, write it to ``path`` (creating folders) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def article_scores_png(scores, path: str | Path, title: str = "") -> Path:
+    """Draw ``scores`` (rows: articles, columns: models) as grouped bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    articles, models = list(scores.index), list(scores.columns)
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(min(12.0, max(5.0, 0.6 * len(articles) * max(1, len(models) / 2) + 2)), 3.4))
+    x = np.arange(len(articles))
+    for i, model in enumerate(models):
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, scores[model].to_numpy(dtype=float), width, label=model)
+    ax.set_xticks(x, articles, rotation=30 if len(articles) > 6 else 0, ha="right" if len(articles) > 6 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("macro-F1")
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", ncols=min(len(models), 4), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(articles) > 6 else -0.12),
+              frameon=False)
+    return save_figure(fig, path, dpi=100)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OutputError
+from .plots import article_scores_png
 from .experiments import Run, load_run
 
 #: p-values below this are marked with * in the tables
@@ -541,33 +542,3 @@ def article_chart(run: Run | str | Path, evaluation: str) -> bytes:
     scores = article_scores(run, evaluation)
     with tempfile.TemporaryDirectory() as tmp:
         return article_scores_png(scores, Path(tmp) / "articles.png", title=f"macro-F1 per article · {evaluation}").read_bytes()
-
-
-def article_scores_png(scores: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Draw ``scores`` (rows: articles, columns: models) as grouped bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    articles, models = list(scores.index), list(scores.columns)
-    width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(min(12.0, max(5.0, 0.6 * len(articles) * max(1, len(models) / 2) + 2)), 3.4))
-    x = np.arange(len(articles))
-    for i, model in enumerate(models):
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, scores[model].to_numpy(dtype=float), width, label=model)
-    ax.set_xticks(x, articles, rotation=30 if len(articles) > 6 else 0, ha="right" if len(articles) > 6 else "center")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("macro-F1")
-    ax.grid(axis="y", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small", ncols=min(len(models), 4), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(articles) > 6 else -0.12),
-              frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
