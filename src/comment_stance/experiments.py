@@ -37,9 +37,7 @@ import math
 import os
 import platform
 import re
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,6 +53,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from . import __version__
+from .persist import staged_folder
 from .errors import ConfigError, DataError, OutputError, StanceError
 
 #: where runs go when neither ``--out`` nor ``experiment.runs_dir`` says otherwise
@@ -563,10 +562,7 @@ def run_experiment(
     jobs = plan(config)
     emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a run folder is not
+    with staged_folder(folder) as staging:
         metrics: dict[str, Any] = {"evaluations": {}}
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
@@ -605,12 +601,6 @@ def run_experiment(
         (staging / RUN_FILES["config"]).write_text(
             f"# resolved config of run {folder.name}: rerun with `stance experiment run {folder / RUN_FILES['config']}`\n"
             + dump_toml(config), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     run = load_run(folder)
     if report:
         from .report import write_report
@@ -976,12 +966,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         return value.item()
     return value
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_json(path: Path, data: Any) -> None:

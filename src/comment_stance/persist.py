@@ -14,12 +14,14 @@ A model folder holds::
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
 from datetime import datetime, timezone
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import __version__
 from .errors import ModelError, OutputError
@@ -51,9 +53,7 @@ def save_model(
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
         raise OutputError(f"{folder}: already exists", "choose another --out or pass --overwrite")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with staged_folder(folder) as staging:
         weights = model._save_weights(staging)
         config = {
             "format_version": FORMAT_VERSION,
@@ -70,13 +70,34 @@ def save_model(
         (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         (staging / METRICS).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n")
         (staging / CARD).write_text(model_card(config, metrics or {}))
+    return folder
+
+
+@contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """Build a folder beside its destination and move it into place only when the block succeeds.
+
+    A crash or Ctrl-C inside the block removes the half-built folder and leaves any existing
+    ``folder`` untouched; on success an existing ``folder`` is replaced (callers check first
+    whether replacing it was asked for).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the finished folder should not be
+        yield staging
         if folder.exists():
             shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
         staging.rename(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
