@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import OutputError
 from .plots import article_scores_png
-from .experiments import Run, load_run
+from .experiments.runs import Run, load_run
 
 #: p-values below this are marked with * in the tables
 ALPHA = 0.05
