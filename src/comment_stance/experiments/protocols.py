@@ -92,3 +92,4 @@ def load_evaluation_data(name: str, spec: dict[str, Any]) -> EvaluationData:
         if smallest < spec["folds"]:
             raise DataError(f"{spec['data']}: a label has {smallest} comments, fewer than {where}.folds = {spec['folds']}",
                             f"lower {where}.folds")
+    return EvaluationData(name, spec, pooled, [pooled], None, hashes)
