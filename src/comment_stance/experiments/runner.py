@@ -258,7 +258,7 @@ def summarize(seeds: dict[str, dict[str, Any]], gold: list[str], predictions: li
               scoring: dict[str, Any]) -> dict[str, Any]:
     """Mean ± std over seeds of the headline scores, and the macro-F1 interval of the seed
     average (``predictions``: one list per seed, in the order of ``seeds``)."""
-    from ..significance import bootstrap_ci
+    from ..metrics import bootstrap_ci
 
     runs = list(seeds.values())
 
