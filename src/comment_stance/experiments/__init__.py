@@ -29,10 +29,13 @@ data and folds of each protocol), :mod:`.runner` (:func:`run_experiment`), :mod:
 run folders back, the recorded environment). :mod:`comment_stance.report` reads runs through
 :mod:`.runs` only; the runner draws the report last, importing it when it is asked to.
 
->>> from comment_stance.experiments import load_config, run_experiment
->>> config = load_config("experiments/baseline.toml", {"experiment.seeds": "[1]"})  # doctest: +SKIP
->>> run = run_experiment(config, out="experiments/runs/baseline-seed1")              # doctest: +SKIP
->>> run.metrics["evaluations"]["random"]["models"]["tfidf-svm"]["summary"]["macro_f1"]  # doctest: +SKIP
+In Python (a full run trains every model, so this stays an example to read; the tests run the
+tiny fixture ``tests/fixtures/experiment-tiny.toml``)::
+
+    from comment_stance.experiments import load_config, run_experiment
+    config = load_config("experiments/baseline.toml", {"experiment.seeds": "[1]"})
+    run = run_experiment(config, out="experiments/runs/baseline-seed1")
+    run.metrics["evaluations"]["random"]["models"]["tfidf-svm"]["summary"]["macro_f1"]
 """
 
 from __future__ import annotations

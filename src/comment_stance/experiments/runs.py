@@ -34,8 +34,10 @@ PACKAGES = ("comment-stance", "numpy", "pandas", "scipy", "scikit-learn", "skops
 class Run:
     """A run folder, read lazily.
 
-    >>> run = load_run("experiments/runs/baseline-20250101-120000")   # doctest: +SKIP
-    >>> run.predictions("random", "tfidf-svm").head()                  # doctest: +SKIP
+    A run folder comes from :func:`comment_stance.experiments.run_experiment`::
+
+        run = load_run("experiments/runs/baseline-20250101-120000")
+        run.predictions("random", "tfidf-svm").head()
     """
 
     folder: Path
