@@ -13,6 +13,8 @@ def test_softmax_rows_sum_to_one_and_temperature_flattens():
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert p[1, 0] == pytest.approx(1.0)  # no overflow
     assert softmax(logits, 10.0)[0, 0] < p[0, 0]
+    # the temperature divides: softmax([2 ln 3, 0] / 2) = [3, 1] / 4
+    np.testing.assert_allclose(softmax(np.array([[2 * np.log(3), 0.0]]), 2.0), [[0.75, 0.25]])
 
 
 def test_nll_by_hand():

@@ -37,6 +37,22 @@ def test_macro_f1_agrees_with_sklearn():
     assert macro_f1(gold, pred) == pytest.approx(f1_score(gold, pred, average="macro"))
 
 
+def test_macro_f1_averages_over_the_label_set_even_a_label_never_predicted():
+    # gold a a b c ; predicted a a b b: c is never predicted
+    #   a: tp 2, fp 0, fn 0 -> F1 1 ; b: tp 1, fp 1, fn 0 -> P 1/2, R 1, F1 2/3 ; c: tp 0 -> F1 0
+    gold, pred = ["a", "a", "b", "c"], ["a", "a", "b", "b"]
+    by_hand = (1 + 2 / 3 + 0) / 3
+    assert macro_f1(gold, pred) == pytest.approx(by_hand)
+    assert macro_f1(gold, pred, ["a", "b", "c"]) == pytest.approx(by_hand)
+    assert score(gold, pred, ["a", "b", "c"], n_resamples=0)["macro_f1"] == pytest.approx(by_hand)
+    assert f1_score(gold, pred, average="macro", zero_division=0) == pytest.approx(by_hand)
+    # a label of the model's set absent from gold and predictions alike still counts, with F1 0
+    assert score(gold, pred, ["a", "b", "c", "d"], n_resamples=0)["macro_f1"] == pytest.approx((1 + 2 / 3) / 4)
+    assert macro_f1(gold, pred, ["a", "b", "c", "d"]) == pytest.approx((1 + 2 / 3) / 4)
+    # a label only predicted, never gold, is part of the default set (scikit-learn's union)
+    assert macro_f1(["a", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 0) / 2)
+
+
 def test_f_avg_is_mean_f1_of_the_polar_pair():
     # SemEval-2016 style: F_avg = (F1_FAVOR + F1_AGAINST) / 2, NONE left out.
     gold = ["FAVOR", "FAVOR", "AGAINST", "AGAINST", "NONE", "NONE"]
@@ -58,8 +74,61 @@ def test_bootstrap_interval_brackets_the_point_estimate_and_narrows_with_data():
     assert (hi - lo) < (small_hi - small_lo)
 
 
+def _row_bootstrap_ci(gold, pred, labels, n_resamples, seed):
+    """The former implementation, as an independent oracle: draw n row indices per resample."""
+    index = {label: i for i, label in enumerate(labels)}
+    t = np.array([index[v] for v in gold])
+    p = np.array([index[v] for v in pred])
+    rng = np.random.default_rng(seed)
+    scores = []
+    for rows in rng.integers(0, len(t), size=(n_resamples, len(t))):
+        f1 = []
+        for c in range(len(labels)):  # F1 = 2 tp / (2 tp + fp + fn)
+            tp = np.sum((t[rows] == c) & (p[rows] == c))
+            wrong = np.sum((t[rows] == c) != (p[rows] == c))
+            f1.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+        scores.append(np.mean(f1))
+    return np.quantile(scores, 0.025), np.quantile(scores, 0.975)
+
+
+def test_bootstrap_ci_matches_row_resampling_within_monte_carlo_error():
+    rng = np.random.default_rng(7)
+    labels = ["a", "b", "c"]
+    gold = rng.choice(labels, 300, p=[0.5, 0.3, 0.2]).tolist()
+    pred = [g if rng.random() < 0.65 else str(rng.choice(labels)) for g in gold]
+    lo, hi = bootstrap_ci(gold, pred, labels, n_resamples=2000, seed=3)
+    old_lo, old_hi = _row_bootstrap_ci(gold, pred, labels, 2000, seed=11)
+    # the interval is about 0.1 wide; the Monte Carlo error of each 2.5% quantile is about 0.003
+    assert (hi - lo) > 0.05
+    assert lo == pytest.approx(old_lo, abs=0.012) and hi == pytest.approx(old_hi, abs=0.012)
+    assert (lo, hi) == bootstrap_ci(gold, pred, labels, n_resamples=2000, seed=3)  # fixed seed, same interval
+
+
+def test_bootstrap_memory_does_not_grow_with_rows_times_resamples():
+    import tracemalloc
+
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    gold = rng.choice(["supportive", "skeptical", "conditional"], n).tolist()
+    pred = [g if r < 0.7 else "skeptical" for g, r in zip(gold, rng.random(n))]
+    tracemalloc.start()
+    try:
+        s = score(gold, pred, ["conditional", "skeptical", "supportive"], n_resamples=1000, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # resampling row indices would hold 1000 x 1,000,000 int64 = 8 GB; the counts need a few MB
+    # (the peak is the label lists copied and coded, about 40 MB)
+    assert peak < 64 * 2**20
+    lo, hi = s["macro_f1_ci"]
+    assert lo < s["macro_f1"] < hi and hi - lo < 0.01
+
+
 def test_perfect_predictions_give_a_degenerate_interval():
-    s = score(GOLD, GOLD, ["a", "b", "c"], n_resamples=200)
+    # every label common enough to be in every resample (a label missing from a resample would
+    # count with F1 0, as in the point estimate over a fixed label set)
+    gold = ["a", "b", "c"] * 40
+    s = score(gold, gold, ["a", "b", "c"], n_resamples=200)
     assert s["macro_f1"] == 1.0 and s["macro_f1_ci"] == [1.0, 1.0]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from comment_stance import load_model, make_model
 from comment_stance.data import load_dataset
@@ -54,8 +54,15 @@ def test_plain_text_lists_work_too():
 def test_pipeline_is_plain_sklearn_so_grid_search_works(tiny):
     model = TfidfModel()
     texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.train))
-    search = GridSearchCV(model.make_pipeline(), {"clf__C": [0.1, 1.0]}, cv=2).fit(texts, tiny.train["label"])
-    assert search.best_params_["clf__C"] in (0.1, 1.0)
+    labels = tiny.train["label"].to_numpy()
+    search = GridSearchCV(model.make_pipeline(), {"clf__C": [0.01, 100.0]}, cv=2).fit(texts, labels)
+    # the search really set C on our pipeline's classifier: each C scores as the same pipeline
+    # cross-validated by hand, and the winner is refitted with it
+    by_hand = {c: cross_val_score(model.make_pipeline().set_params(clf__C=c), texts, labels, cv=2).mean()
+               for c in (0.01, 100.0)}
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], [by_hand[0.01], by_hand[100.0]])
+    assert search.best_params_["clf__C"] == max(by_hand, key=by_hand.get)
+    assert search.best_estimator_.named_steps["clf"].C == search.best_params_["clf__C"]
     # and over our own estimator, whose X is a comment table
     search = GridSearchCV(TfidfModel(), {"C": [0.5, 2.0]}, cv=2, scoring="f1_macro").fit(tiny.train, tiny.train["label"])
     assert search.best_estimator_.classes_.tolist() == ["conditional", "skeptical", "supportive"]
@@ -65,7 +72,10 @@ def test_per_target_trains_one_model_per_target_and_falls_back_for_new_ones(tiny
     model = TfidfModel(classifier="svm", per_target=True, calibration_folds=2).fit(tiny.train, tiny.train["label"])
     assert set(model.target_pipelines_) == set(tiny.train["target"])
     unseen = pd.DataFrame({"text": ["Sign it now."], "target": ["A pact nobody trained on"]})
-    assert model.predict_proba(unseen).shape == (1, 3)
+    # a target not seen in training is answered by the pooled model (softmax of its decision
+    # values over its temperature), not by any per-target one
+    pooled = _softmax(model.pipeline_.decision_function(["Sign it now."]) / model.temperature_)
+    np.testing.assert_allclose(model.predict_proba(unseen), pooled)
 
 
 @pytest.mark.parametrize("name", ["majority", "tfidf-logreg", "tfidf-svm"])
@@ -125,7 +135,54 @@ def test_svm_probabilities_keep_the_svms_own_decisions(tiny):
     model = TfidfModel(classifier="svm").fit(tiny.train, tiny.train["label"])
     texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
     assert model.predict(tiny.test).tolist() == model.pipeline_.predict(texts).tolist()
-    assert model.temperature_ > 0
+    # probabilities: softmax of the decision values divided by the temperature
+    np.testing.assert_allclose(model.predict_proba(tiny.test),
+                               _softmax(model.pipeline_.decision_function(texts) / model.temperature_))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_svm_temperature_is_the_held_out_nll_minimum():
+    """T divides the decision values; fitted on cross-validated scores, it beats T*1.5 and T/1.5
+    on those scores' log loss (checked with an independent grid search)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(0)
+    words = ["yes", "sign", "good", "no", "never", "bad", "maybe", "if", "unless"]
+    labels = np.array(["p", "n", "c"] * 30)
+    texts = [" ".join(rng.choice(words[3 * (i % 3):3 * (i % 3) + 3], 3).tolist() + rng.choice(words, 2).tolist())
+             for i in range(90)]
+    model = TfidfModel(classifier="svm", char_ngrams=None, calibration_folds=3, seed=0).fit(texts, labels)
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    held_out = cross_val_predict(clone(model.make_pipeline()), texts, labels, cv=folds, method="decision_function")
+    y = np.searchsorted(model.classes_, labels)
+
+    def nll(t):
+        return -np.log(_softmax(held_out / t)[np.arange(len(y)), y]).mean()
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 400))
+    assert model.temperature_ == pytest.approx(grid[np.argmin([nll(t) for t in grid])], rel=0.03)
+
+
+def test_svm_folders_saved_with_the_old_multiplying_temperature_load_the_same(tiny, tmp_path):
+    """Before the temperature meant a divisor, TF-IDF folders saved a factor ``t`` with
+    probabilities ``softmax(t * scores)``; loading such a folder must give those probabilities."""
+    model = TfidfModel(classifier="svm").fit(tiny.train, tiny.train["label"])
+    folder = model.save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["weights"]["temperature_divides"] is True
+    factor = 2.5  # an old folder's multiplier
+    del config["weights"]["temperature_divides"]
+    config["weights"]["temperature"] = factor
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = load_model(folder)
+    texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
+    expected = _softmax(factor * model.pipeline_.decision_function(texts))
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test), expected, rtol=1e-9)
+    assert loaded.temperature_ == pytest.approx(1 / factor)
 
 
 def test_tfidf_save_and_load_never_import_torch(tiny, tmp_path):

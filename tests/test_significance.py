@@ -5,10 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from comment_stance.metrics import bootstrap_ci as metrics_bootstrap_ci
-from comment_stance.metrics import macro_f1
-from comment_stance.significance import (bootstrap_ci, mcnemar, paired_bootstrap, resample_indices,
-                                         resampled_macro_f1)
+from comment_stance.metrics import bootstrap_ci, macro_f1, resampled_macro_f1
+from comment_stance.significance import mcnemar, paired_bootstrap
 
 
 def test_mcnemar_exact_by_hand():
@@ -52,7 +50,8 @@ def test_paired_bootstrap_with_hand_drawn_resamples():
     draws = np.array([[0, 1, 2, 3], [0, 0, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1]])
     r = paired_bootstrap(gold, perfect, all_a, ["a", "b"], draws=draws)
     assert r.delta == pytest.approx(2 / 3)
-    # resampled deltas: 2/3, 2/3, 1 - 1 = 0 (only 'a' present), 1 - 0 = 1 (gold 'b', B says 'a': F1 a=0, b=0)
+    # resampled deltas (macro-F1 over both labels, a label absent from a resample has F1 0):
+    #   2/3, 2/3, (1 + 0)/2 - (1 + 0)/2 = 0, (0 + 1)/2 - (0 + 0)/2 = 1/2 (gold 'b', B says 'a')
     # |d* - d| >= |d|: only the third (0): p = (1 + 1) / (1 + 4)
     assert r.p_value == pytest.approx(2 / 5)
     assert r.n_resamples == 4
@@ -83,14 +82,11 @@ def test_paired_bootstrap_is_deterministic_and_antisymmetric():
     assert first.delta == pytest.approx(macro_f1(gold, a, labels) - macro_f1(gold, b, labels))
 
 
-def test_bootstrap_ci_of_one_list_equals_the_metrics_module():
+def test_seed_average_of_identical_lists_is_the_interval_of_one():
     rng = np.random.default_rng(0)
     labels = ["a", "b", "c"]
     gold = rng.choice(labels, 60).tolist()
     pred = [g if rng.random() < 0.6 else rng.choice(labels) for g in gold]
-    assert bootstrap_ci(gold, pred, labels, n_resamples=300, seed=4) == \
-        metrics_bootstrap_ci(gold, pred, labels, n_resamples=300, seed=4)
-    # several seeds that agree give the interval of one
     assert bootstrap_ci(gold, [pred, pred], labels, n_resamples=300, seed=4) == \
         bootstrap_ci(gold, pred, labels, n_resamples=300, seed=4)
 
@@ -98,16 +94,21 @@ def test_bootstrap_ci_of_one_list_equals_the_metrics_module():
 def test_resampled_macro_f1_averages_over_seeds():
     gold = ["a", "b"]
     draws = np.array([[0, 1]])
-    one = resampled_macro_f1(gold, ["a", "b"], ["a", "b"], draws)[0]  # 1.0
-    other = resampled_macro_f1(gold, ["a", "a"], ["a", "b"], draws)[0]  # (2/3 + 0) / 2
+    one = resampled_macro_f1(gold, ["a", "b"], labels=["a", "b"], draws=draws)[0, 0]  # 1.0
+    other = resampled_macro_f1(gold, ["a", "a"], labels=["a", "b"], draws=draws)[0, 0]  # (2/3 + 0) / 2
     assert (one, round(other, 6)) == (1.0, round(1 / 3, 6))
-    assert resampled_macro_f1(gold, [["a", "b"], ["a", "a"]], ["a", "b"], draws)[0] == pytest.approx((1 + 1 / 3) / 2)
+    both = resampled_macro_f1(gold, [["a", "b"], ["a", "a"]], labels=["a", "b"], draws=draws)[0, 0]
+    assert both == pytest.approx((1 + 1 / 3) / 2)
 
 
-def test_resample_indices_shape_and_seed():
-    draws = resample_indices(5, 7, seed=2)
-    assert draws.shape == (7, 5) and draws.min() >= 0 and draws.max() < 5
-    assert (draws == resample_indices(5, 7, seed=2)).all()
+def test_paired_bootstrap_scores_both_systems_on_the_same_resamples():
+    # with A == B every resampled delta is exactly 0: the two were drawn on the same comments
+    rng = np.random.default_rng(5)
+    labels = ["a", "b", "c"]
+    gold = rng.choice(labels, 200).tolist()
+    pred = rng.choice(labels, 200).tolist()
+    scores = resampled_macro_f1(gold, pred, list(pred), labels=labels, n_resamples=100, seed=1)
+    assert scores.shape == (2, 100) and (scores[0] == scores[1]).all() and scores[0].std() > 0
 
 
 def test_lengths_must_match():

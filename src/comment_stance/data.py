@@ -9,8 +9,9 @@ A *dataset folder* holds ``train``/``dev``/``test`` files (any supported format)
 by its folder name::
 
     >>> from comment_stance.data import load_dataset
-    >>> ds = load_dataset("data/processed/random")          # doctest: +SKIP
-    >>> ds.train.shape, ds.dev.shape, ds.test.shape         # doctest: +SKIP
+    >>> ds = load_dataset("data/processed/random")
+    >>> len(ds.train), len(ds.dev), len(ds.test)
+    (1768, 379, 379)
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def read_comments(
 
     Every problem is reported as a :class:`DataError` naming the file, the row and the fix.
 
-    >>> frame = read_comments("tests/fixtures/tiny/train.jsonl")   # doctest: +SKIP
-    >>> list(frame.columns)[:3]                                    # doctest: +SKIP
+    >>> frame = read_comments("tests/fixtures/tiny/train.jsonl")
+    >>> list(frame.columns)[:3]
     ['id', 'text', 'label']
     """
     path = Path(path)

@@ -63,7 +63,9 @@ def evaluate(
     """Load (if needed) a model and score it on a file, or on one split of a dataset folder.
 
     >>> from comment_stance import evaluate
-    >>> evaluate("models/tfidf-logreg", "data/processed/unseen-article")["macro_f1"]  # doctest: +SKIP
+    >>> scores = evaluate("models/tfidf-logreg", "data/processed/unseen-article")
+    >>> scores["n"], sorted(scores["per_class"])
+    (631, ['conditional', 'skeptical', 'supportive'])
     """
     from .data import load_dataset
     from .persist import load_model

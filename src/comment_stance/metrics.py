@@ -15,9 +15,11 @@ from .errors import DataError
 
 
 def _f1_from_confusion(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tp = np.diag(matrix).astype(float)
-    predicted = matrix.sum(axis=0).astype(float)
-    actual = matrix.sum(axis=1).astype(float)
+    """Per-class precision, recall and F1 of a confusion matrix, or of a stack of them (the
+    last two axes); a class with no predictions or no gold examples has 0 where it divides by 0."""
+    tp = np.diagonal(matrix, axis1=-2, axis2=-1).astype(float)
+    predicted = matrix.sum(axis=-2).astype(float)
+    actual = matrix.sum(axis=-1).astype(float)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
     denom = precision + recall
@@ -26,55 +28,186 @@ def _f1_from_confusion(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> np.ndarray:
-    """Rows are true labels, columns predicted labels, both in the order of ``labels``."""
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(y_true, y_pred):
-        matrix[index[t], index[p]] += 1
-    return matrix
+    """Rows are true labels, columns predicted labels, both in the order of ``labels``.
+
+    >>> confusion(["a", "a", "b"], ["a", "b", "b"], ["a", "b"]).tolist()
+    [[1, 1], [0, 1]]
+    """
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    k = len(labels)
+    cells = _codes(y_true, labels).astype(np.int64) * k + _codes(y_pred, labels)
+    return np.bincount(cells, minlength=k * k).reshape(k, k)
 
 
 def macro_f1(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None) -> float:
-    """Unweighted mean of per-class F1 over ``labels`` (default: the labels in ``y_true``).
+    """Unweighted mean of per-class F1 over the label set ``labels``.
+
+    This is the one definition of macro-F1 in the package (:func:`score`, the bootstrap and the
+    paired test use it too). As in scikit-learn's ``f1_score(average="macro")`` and the
+    SemEval stance tasks, the average runs over a fixed label set: the model's labels when
+    given (evaluation passes them), otherwise every label that occurs in ``y_true`` or
+    ``y_pred``. A label of the set that is never predicted, or never in the gold labels, counts
+    with F1 = 0 (scikit-learn's ``zero_division=0``); it is not left out.
 
     >>> round(macro_f1(["a", "a", "b", "b"], ["a", "b", "b", "b"]), 4)
     0.7333
+    >>> macro_f1(["a", "b"], ["a", "b"], labels=["a", "b", "c"])   # c: F1 0, still averaged
+    0.6666666666666666
     """
-    labels = list(labels) if labels is not None else sorted(set(y_true))
+    labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
     return float(_f1_from_confusion(confusion(y_true, y_pred, labels))[2].mean())
 
 
 def f_avg(y_true: Sequence[str], y_pred: Sequence[str], polar: Sequence[str], labels: Sequence[str]) -> float:
-    """Mean F1 of the two polar classes (e.g. FAVOR and AGAINST), as scored in SemEval-2016 Task 6."""
+    """Mean F1 of the two polar classes (e.g. FAVOR and AGAINST), as scored in SemEval-2016 Task 6.
+
+    >>> f_avg(["F", "A", "N"], ["F", "N", "N"], ["F", "A"], ["A", "F", "N"])   # (1 + 0) / 2
+    0.5
+    """
     _, _, f1 = _f1_from_confusion(confusion(y_true, y_pred, labels))
     return float(np.mean([f1[list(labels).index(p)] for p in polar]))
 
 
+# -- the bootstrap ---------------------------------------------------------------------------------
+#: the most count cells (resamples × distinct rows) one block of the bootstrap holds at once
+BLOCK_CELLS = 1 << 20
+
+
 def bootstrap_ci(
     y_true: Sequence[str],
-    y_pred: Sequence[str],
+    y_pred: Sequence[str] | Sequence[Sequence[str]],
     labels: Sequence[str],
     *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of macro-F1, resampling comments with replacement."""
-    index = {label: i for i, label in enumerate(labels)}
-    t = np.array([index[v] for v in y_true])
-    p = np.array([index[v] for v in y_pred])
-    k = len(labels)
-    rng = np.random.default_rng(seed)
-    n = len(t)
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    scores = np.empty(n_resamples)
-    for b in range(n_resamples):
-        matrix = np.bincount(t[draws[b]] * k + p[draws[b]], minlength=k * k).reshape(k, k)
-        # as in score(): average over the labels that occur in the resample's gold labels or predictions
-        present = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
-        scores[b] = _f1_from_confusion(matrix)[2][present].mean()
+    """Percentile bootstrap confidence interval of macro-F1, resampling comments with replacement.
+
+    ``y_pred`` is one prediction list, or several (one per training seed): then the statistic is
+    the macro-F1 averaged over seeds, each resample scoring every seed on the same comments, so
+    that the interval reflects the test sample rather than seed noise.
+
+    >>> lo, hi = bootstrap_ci(["a", "b"] * 50, ["a", "b"] * 40 + ["a", "a"] * 10, ["a", "b"], seed=1)
+    >>> lo < macro_f1(["a", "b"] * 50, ["a", "b"] * 40 + ["a", "a"] * 10) < hi < 1.0
+    True
+    """
+    scores = resampled_macro_f1(y_true, y_pred, labels=labels, n_resamples=n_resamples, seed=seed)[0]
     alpha = (1 - confidence) / 2
     return float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))
+
+
+def resampled_macro_f1(
+    y_true: Sequence[str],
+    *systems: Sequence[str] | Sequence[Sequence[str]],
+    labels: Sequence[str],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    draws: np.ndarray | None = None,
+) -> np.ndarray:
+    """Macro-F1 (over ``labels``) of each system on each bootstrap resample of the comments:
+    an array of shape ``(len(systems), n_resamples)``. Every system is scored on the same
+    resamples (for paired tests); a system given as several prediction lists (one per seed)
+    scores the mean of their macro-F1s.
+
+    Memory does not grow with the number of comments times resamples. A resample of ``n``
+    comments with replacement is fully described by how often it draws each distinct row
+    (gold label, every prediction): these counts follow a multinomial distribution over the
+    distinct rows, so they are drawn directly, a block of resamples at a time. With one
+    system that is at most ``k²`` cells per resample for ``k`` labels, whatever ``n`` is.
+
+    ``draws`` replaces the random resamples with rows of comment indices, for hand-checked
+    examples:
+
+    >>> draws = np.array([[0, 1], [0, 0]])
+    >>> resampled_macro_f1(["a", "b"], ["a", "a"], labels=["a", "b"], draws=draws).round(4).tolist()
+    [[0.3333, 0.5]]
+    """
+    gold = _codes(y_true, labels)
+    n = len(gold)
+    if n == 0:
+        raise ValueError("nothing to resample: no labelled comments")
+    runs_of = [[_codes(run, labels) for run in _runs(system, n)] for system in systems]
+    columns = np.column_stack([gold, *[run for runs in runs_of for run in runs]])
+    patterns, inverse, weights = _distinct_rows(columns, len(labels), with_inverse=draws is not None)
+    del columns
+    k = len(labels)
+    out = np.empty((len(systems), n_resamples if draws is None else len(draws)))
+    for start, counts in _resample_counts(weights, n, n_resamples, seed, draws, inverse):
+        stop = start + len(counts)
+        column = 1
+        for s, runs in enumerate(runs_of):
+            total = np.zeros(len(counts))
+            for _ in runs:
+                cells = patterns[:, 0] * k + patterns[:, column]
+                matrices = np.zeros((len(counts), k * k))
+                for cell in np.unique(cells):
+                    matrices[:, cell] = counts[:, cells == cell].sum(axis=1)
+                total += _f1_from_confusion(matrices.reshape(-1, k, k))[2].mean(axis=1)
+                column += 1
+            out[s, start:stop] = total / len(runs)
+    return out
+
+
+def _codes(values: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    index = {str(label): i for i, label in enumerate(labels)}
+    try:
+        return np.fromiter((index[str(v)] for v in values), dtype=np.int32)
+    except KeyError as exc:
+        raise DataError(f"label '{exc.args[0]}' is not one of {list(labels)}", "use the model's labels") from None
+
+
+def _runs(predictions, n: int) -> list:
+    """One prediction list, or several (one per seed), as a list of lists of length ``n``."""
+    items = predictions if isinstance(predictions, np.ndarray) and predictions.ndim == 2 else list(predictions)
+    if len(items) and not isinstance(items[0], str) and isinstance(items[0], Sequence | np.ndarray):
+        runs = [list(run) for run in items]
+    else:
+        runs = [items]
+    for run in runs:
+        if len(run) != n:
+            raise ValueError(f"{n} gold labels but {len(run)} predictions")
+    return runs
+
+
+def _distinct_rows(columns: np.ndarray, k: int, *, with_inverse: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The distinct rows of an ``(n, c)`` array of label codes, which of them each row is (when
+    asked), and how often each occurs."""
+    width = columns.shape[1]
+    if k**width <= 1 << 20:  # few possible rows: count them without sorting
+        code = np.zeros(len(columns), dtype=np.int64)
+        for j in range(width):
+            code *= k
+            code += columns[:, j]
+        counts = np.bincount(code, minlength=k**width)
+        present = np.flatnonzero(counts)
+        patterns = np.array(np.unravel_index(present, (k,) * width)).T.reshape(-1, width)
+        inverse = None
+        if with_inverse:
+            lookup = np.full(k**width, -1, dtype=np.int64)
+            lookup[present] = np.arange(len(present))
+            inverse = lookup[code]
+        return patterns, inverse, counts[present]
+    patterns, inverse, counts = np.unique(columns, axis=0, return_inverse=True, return_counts=True)
+    return patterns, inverse.reshape(-1) if with_inverse else None, counts
+
+
+def _resample_counts(weights: np.ndarray, n: int, n_resamples: int, seed: int, draws: np.ndarray | None,
+                     inverse: np.ndarray | None):
+    """Blocks ``(start, counts)``: how often each distinct row occurs in each resample."""
+    m = len(weights)
+    block = max(1, BLOCK_CELLS // m)
+    if draws is not None:
+        draws = np.asarray(draws)
+        for start in range(0, len(draws), block):
+            rows = inverse[draws[start:start + block]]
+            yield start, np.stack([np.bincount(r, minlength=m) for r in rows]) if len(rows) else np.zeros((0, m))
+        return
+    rng = np.random.default_rng(seed)
+    p = weights / weights.sum()
+    for start in range(0, n_resamples, block):
+        yield start, rng.multinomial(n, p, size=min(block, n_resamples - start))
 
 
 def score(
@@ -106,12 +239,10 @@ def score(
     matrix = confusion(y_true, y_pred, labels)
     precision, recall, f1 = _f1_from_confusion(matrix)
     support = matrix.sum(axis=1)
-    # macro-F1 averages over the labels that occur in the gold data or the predictions
-    active = (support > 0) | (matrix.sum(axis=0) > 0)
     result: dict[str, Any] = {
         "n": len(y_true),
         "accuracy": float(np.trace(matrix) / matrix.sum()),
-        "macro_f1": float(f1[active].mean()),
+        "macro_f1": float(f1.mean()),  # over all of labels, as macro_f1()
         "macro_f1_ci": list(bootstrap_ci(y_true, y_pred, labels, n_resamples=n_resamples, seed=seed))
         if n_resamples
         else None,

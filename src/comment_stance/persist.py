@@ -137,8 +137,10 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     call works for every family.
 
     >>> from comment_stance import load_model
-    >>> model = load_model("models/tfidf-logreg")          # doctest: +SKIP
-    >>> model.predict(["Sign it already."])                 # doctest: +SKIP
+    >>> model = load_model("models/tfidf-logreg")
+    >>> model.classes_.tolist()
+    ['conditional', 'skeptical', 'supportive']
+    >>> model.predict(["Sign it already."])
     array(['supportive'], dtype=object)
     """
     folder = Path(folder)

@@ -1,11 +1,11 @@
 """Leaderboards from run folders: Markdown for the terminal, a self-contained HTML page, and
 the comparison of two runs. Everything is computed from the run folder (metrics and saved
-predictions), so nothing is retrained.
+predictions), so nothing is retrained. For a run folder written by ``stance experiment run``::
 
->>> from comment_stance.experiments import load_run
->>> from comment_stance.report import leaderboard, markdown
->>> board = leaderboard(load_run("experiments/runs/baseline-20250101-120000"))   # doctest: +SKIP
->>> print(markdown(board))                                                        # doctest: +SKIP
+    from comment_stance.experiments import load_run
+    from comment_stance.report import leaderboard, markdown
+    board = leaderboard(load_run("experiments/runs/baseline-20250101-120000"))
+    print(markdown(board))
 
 The helpers at the end (:func:`misclassified`, :func:`errors_by`, :func:`article_scores`,
 :func:`confusion_image`, :func:`article_chart`) serve the error-analysis notebook.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import OutputError
 from .plots import article_scores_png
-from .experiments import Run, load_run
+from .experiments.runs import Run, load_run
 
 #: p-values below this are marked with * in the tables
 ALPHA = 0.05

@@ -39,7 +39,9 @@ def predict(
     ``confidence`` (the top probability), one ``p_<label>`` column per label and, with
     ``review_below``, a ``needs_review`` flag.
 
-    >>> predict("models/tfidf-logreg", ["Sign it already."])   # doctest: +SKIP
+    >>> frame = predict("models/tfidf-logreg", ["Sign it already.", "Only with monitors."], review_below=0.6)
+    >>> list(frame.columns), len(frame)
+    (['label', 'confidence', 'p_conditional', 'p_skeptical', 'p_supportive', 'needs_review'], 2)
     """
     from .persist import load_model
 
@@ -261,8 +263,9 @@ def score_file(
     called after each chunk.
 
     >>> from comment_stance.scoring import score_file
-    >>> summary = score_file("models/tfidf-logreg", "export.xml", "scores.csv", review_below=0.6)  # doctest: +SKIP
-    >>> summary.rows, summary.label_counts, summary.errors                                          # doctest: +SKIP
+    >>> summary = score_file("models/tfidf-logreg", "tests/fixtures/exports/disqus.xml", "scores.csv")
+    >>> summary.rows, summary.scored, summary.first_errors
+    (3, 2, ['line 50: comment deleted on Disqus (no text to score)'])
     """
     from .data import Columns
     from .persist import load_model

@@ -5,7 +5,9 @@ Both tests compare two prediction lists for the *same* gold labels, item by item
 - :func:`paired_bootstrap` resamples comments with replacement and recomputes the difference in
   macro-F1 on every resample (Koehn, 2004; Berg-Kirkpatrick et al., 2012). It tests the metric
   the leaderboard ranks by, and accepts several seeds per model: the statistic is then the
-  macro-F1 averaged over seeds, computed on the same resample for every seed.
+  macro-F1 averaged over seeds, computed on the same resample for every seed. The resampling
+  and macro-F1 are :func:`comment_stance.metrics.resampled_macro_f1`, the same as behind
+  every confidence interval (:func:`comment_stance.metrics.bootstrap_ci`).
 - :func:`mcnemar` looks only at the comments one model gets right and the other wrong
   (McNemar, 1947; Dietterich, 1998). It tests accuracy, not macro-F1.
 
@@ -27,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import _f1_from_confusion
+from .metrics import _runs, macro_f1, resampled_macro_f1
 
 #: below this many discordant pairs McNemar uses the exact binomial test (Dietterich's advice
 #: is that the chi-squared approximation needs roughly 25 or more)
@@ -97,55 +99,6 @@ def mcnemar(gold: Sequence[str], pred_a: Sequence[str], pred_b: Sequence[str], *
     return McNemarResult(b, c, float(statistic), float(math.erfc(math.sqrt(statistic / 2))), "chi2")
 
 
-def resample_indices(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """``(n_resamples, n)`` comment indices drawn with replacement; the same draws as
-    :func:`comment_stance.metrics.bootstrap_ci` makes for the same ``seed``."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_resamples, n))
-
-
-def resampled_macro_f1(gold: Sequence[str], predictions: Sequence[Sequence[str]] | Sequence[str],
-                       labels: Sequence[str], draws: np.ndarray) -> np.ndarray:
-    """Macro-F1 on each resample (one row of ``draws``), averaged over the prediction lists
-    when ``predictions`` holds several (one per seed).
-
-    As in :func:`comment_stance.metrics.score`, macro-F1 averages over the labels that occur
-    in the resample's gold labels or predictions.
-
-    >>> draws = np.array([[0, 1], [0, 0]])
-    >>> resampled_macro_f1(["a", "b"], ["a", "a"], ["a", "b"], draws).round(4).tolist()
-    [0.3333, 1.0]
-    """
-    index = {label: i for i, label in enumerate(labels)}
-    k = len(labels)
-    t = np.array([index[str(v)] for v in gold])
-    runs = _runs(predictions, len(t))
-    total = np.zeros(len(draws))
-    for run in runs:
-        p = np.array([index[str(v)] for v in run])
-        for r, rows in enumerate(draws):
-            matrix = np.bincount(t[rows] * k + p[rows], minlength=k * k).reshape(k, k)
-            total[r] += _macro_f1(matrix)
-    return total / len(runs)
-
-
-def bootstrap_ci(gold: Sequence[str], predictions: Sequence[Sequence[str]] | Sequence[str],
-                 labels: Sequence[str], *, n_resamples: int = 1000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of macro-F1, for one prediction list or the seed average of
-    several (each resample scores every seed on the same comments, so the interval reflects the
-    test sample, not seed noise). With one list it equals
-    :func:`comment_stance.metrics.bootstrap_ci`.
-
-    >>> lo, hi = bootstrap_ci(["a", "b"] * 10, [["a", "b"] * 10, ["a", "a"] * 10], ["a", "b"])
-    >>> lo <= hi <= 1.0
-    True
-    """
-    scores = resampled_macro_f1(gold, predictions, labels, resample_indices(len(gold), n_resamples, seed))
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))
-
-
 def paired_bootstrap(gold: Sequence[str], pred_a: Sequence[Sequence[str]] | Sequence[str],
                      pred_b: Sequence[Sequence[str]] | Sequence[str], labels: Sequence[str], *,
                      n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
@@ -165,37 +118,22 @@ def paired_bootstrap(gold: Sequence[str], pred_a: Sequence[Sequence[str]] | Sequ
     (0.6667, 0.5)
     """
     gold = [str(v) for v in gold]
-    if draws is None:
-        draws = resample_indices(len(gold), n_resamples, seed)
-    draws = np.asarray(draws)
-    full = np.arange(len(gold))[None, :]
-    delta = float(resampled_macro_f1(gold, pred_a, labels, full)[0] - resampled_macro_f1(gold, pred_b, labels, full)[0])
-    deltas = resampled_macro_f1(gold, pred_a, labels, draws) - resampled_macro_f1(gold, pred_b, labels, draws)
+    delta = _seed_mean_f1(gold, pred_a, labels) - _seed_mean_f1(gold, pred_b, labels)
+    deltas = np.subtract(*resampled_macro_f1(gold, pred_a, pred_b, labels=labels, n_resamples=n_resamples,
+                                             seed=seed, draws=draws))
     # a tolerance so that floating-point noise does not decide ties
     extreme = int(np.sum(np.abs(deltas - delta) >= abs(delta) - 1e-12))
-    p_value = (1 + extreme) / (1 + len(draws)) if delta != 0 else 1.0
+    p_value = (1 + extreme) / (1 + len(deltas)) if delta != 0 else 1.0
     alpha = (1 - confidence) / 2
     ci = (float(np.quantile(deltas, alpha)), float(np.quantile(deltas, 1 - alpha)))
-    return PairedBootstrapResult(delta, ci, float(min(1.0, p_value)), int(len(draws)))
+    return PairedBootstrapResult(delta, ci, float(min(1.0, p_value)), int(len(deltas)))
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _macro_f1(matrix: np.ndarray) -> float:
-    present = (matrix.sum(axis=1) > 0) | (matrix.sum(axis=0) > 0)
-    return float(_f1_from_confusion(matrix)[2][present].mean()) if present.any() else 0.0
-
-
-def _runs(predictions, n: int) -> list[list[str]]:
-    """One prediction list, or several (one per seed), as a list of lists of length ``n``."""
-    items = list(predictions)
-    if items and not isinstance(items[0], str) and isinstance(items[0], Sequence | np.ndarray):
-        runs = [list(map(str, run)) for run in items]
-    else:
-        runs = [list(map(str, items))]
-    for run in runs:
-        if len(run) != n:
-            raise ValueError(f"{n} gold labels but {len(run)} predictions")
-    return runs
+def _seed_mean_f1(gold: list[str], predictions, labels: Sequence[str]) -> float:
+    """Macro-F1 of one prediction list, or its mean over several (one per seed)."""
+    runs = _runs(predictions, len(gold))
+    return float(np.mean([macro_f1(gold, [str(v) for v in run], labels) for run in runs]))
 
 
 def _aligned(gold, *predictions) -> tuple[np.ndarray, ...]:

@@ -5,8 +5,14 @@ into place only when the job is done, so readers of ``OUT`` never see half a fil
 chunk a small state file ``OUT.partial.json`` records how many input rows are done and where the
 output ends; an interrupted job continues from there with ``resume=True``::
 
-    >>> job = ResumableOutput("scores.csv", columns=["id", "label"], fingerprint={"input": "..."})  # doctest: +SKIP
-    >>> job.write(frame, rows=len(frame)); job.finish()                                              # doctest: +SKIP
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"id": ["c1", "c2"], "label": ["supportive", "skeptical"]})
+    >>> job = ResumableOutput("scores.csv", columns=["id", "label"], fingerprint={"input": "comments.csv"})
+    >>> job.write(frame, rows=len(frame))
+    >>> print(job.finish().read_text(), end="")
+    id,label
+    c1,supportive
+    c2,skeptical
 
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return) are prefixed with ``'`` (see :func:`neutralize`); JSONL and Parquet

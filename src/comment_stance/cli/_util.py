@@ -10,6 +10,7 @@ from typing import Any, Callable
 import typer
 
 from ..errors import StanceError
+from ..values import parse_value
 
 
 def cli_errors(func: Callable) -> Callable:
@@ -28,20 +29,6 @@ def cli_errors(func: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def parse_value(text: str) -> Any:
-    """``--param`` values: JSON when it parses (numbers, true/false, null, lists), ``a,b`` as a list."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    if "," in text:
-        return [parse_value(part.strip()) for part in text.split(",")]
-    lowered = text.lower()
-    if lowered in ("true", "false", "none", "null"):
-        return {"true": True, "false": False}.get(lowered)
-    return text
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import fit_temperature, softmax
 from ..errors import ModelError
 from .base import Inputs, StanceModel, as_inputs
 
@@ -69,9 +70,11 @@ class TfidfModel(StanceModel):
     """Word and character TF-IDF n-grams feeding a linear classifier.
 
     ``classifier`` is ``"logreg"`` (LogisticRegression) or ``"svm"`` (LinearSVC). The SVM's
-    probabilities are a softmax of its decision values scaled by one temperature fitted on
-    cross-validated decision values (``calibration_folds``): calibrated, yet with the same argmax
-    as the SVM itself, so predictions equal LinearSVC's. With ``use_target`` the comment's target
+    probabilities are ``softmax(decision values / T)`` with one temperature ``T`` fitted on
+    cross-validated decision values (``calibration_folds``) by
+    :func:`comment_stance.calibration.fit_temperature`, the same temperature scaling the
+    transformer uses: calibrated, yet with the same argmax as the SVM itself, so predictions equal
+    LinearSVC's. With ``use_target`` the comment's target
     is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
     is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
     answers for targets not seen in training.
@@ -170,7 +173,8 @@ class TfidfModel(StanceModel):
                                 random_state=self.seed)
         held_out = cross_val_predict(clone(pipeline), texts, labels, cv=folds, method="decision_function")
         pipeline.fit(texts, labels)
-        return pipeline, fit_temperature(_as_scores(held_out), labels, pipeline.classes_)
+        index = {label: i for i, label in enumerate(pipeline.classes_)}
+        return pipeline, fit_temperature(_as_scores(held_out), np.array([index[v] for v in labels]))
 
     def fit(self, X, y, **fit_params) -> "TfidfModel":
         inputs = as_inputs(X)
@@ -193,7 +197,7 @@ class TfidfModel(StanceModel):
         if temperature is None:
             proba = pipeline.predict_proba(texts)
         else:
-            proba = _softmax(_as_scores(pipeline.decision_function(texts)) * temperature)
+            proba = softmax(_as_scores(pipeline.decision_function(texts)), temperature)
         known = list(pipeline.classes_)
         if known == list(self.classes_):
             return proba
@@ -234,14 +238,17 @@ class TfidfModel(StanceModel):
             sio.dump(pipeline, weights / name)
             targets[target] = name
         return {"pooled": "weights/pooled.skops", "per_target": {t: f"weights/{n}" for t, n in targets.items()},
-                "temperature": self.temperature_, "per_target_temperature": self.target_temperatures_}
+                "temperature": self.temperature_, "per_target_temperature": self.target_temperatures_,
+                "temperature_divides": True}
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         self.classes_ = np.array(config["labels"], dtype=object)
         self.pipeline_ = _load_skops(folder / config["weights"]["pooled"])
         self.target_pipelines_ = {t: _load_skops(folder / rel) for t, rel in config["weights"]["per_target"].items()}
-        self.temperature_ = config["weights"].get("temperature")
-        self.target_temperatures_ = config["weights"].get("per_target_temperature", {})
+        weights = config["weights"]
+        self.temperature_ = _temperature_from_config(weights, weights.get("temperature"))
+        self.target_temperatures_ = {t: _temperature_from_config(weights, v)
+                                     for t, v in weights.get("per_target_temperature", {}).items()}
 
 
 def _as_scores(decision: np.ndarray) -> np.ndarray:
@@ -250,29 +257,15 @@ def _as_scores(decision: np.ndarray) -> np.ndarray:
     return np.column_stack([-decision / 2, decision / 2]) if decision.ndim == 1 else decision
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+def _temperature_from_config(weights: dict[str, Any], value: float | None) -> float | None:
+    """A saved SVM temperature as the divisor of the decision values.
 
-
-def fit_temperature(scores: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
-    """The factor ``t`` minimizing the log loss of ``softmax(t * scores)`` on held-out decision values.
-
-    >>> s = np.array([[1.0, -1.0], [-1.0, 1.0], [0.5, -0.5]])
-    >>> round(fit_temperature(s, np.array(["a", "b", "b"]), np.array(["a", "b"])), 2) < 5
-    True
+    Folders written before ``temperature_divides`` was recorded stored a factor that multiplied
+    the decision values (``softmax(t * scores)``); ``1 / t`` is the same calibration as a divisor.
     """
-    from scipy.optimize import minimize_scalar
-
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[v] for v in labels])
-
-    def loss(log_t: float) -> float:
-        proba = _softmax(scores * np.exp(log_t))
-        return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
-
-    return float(np.exp(minimize_scalar(loss, bounds=(-5, 5), method="bounded").x))
+    if value is None or weights.get("temperature_divides"):
+        return value
+    return 1.0 / float(value)
 
 
 def _skops_io():

@@ -1,0 +1,294 @@
+"""Running an experiment: every (evaluation, model, seed) job, its predictions and metrics,
+assembled into a run folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import DataError, OutputError
+from ..persist import staged_folder
+from .config import dump_toml, load_config, model_params
+from .protocols import EvaluationData, load_evaluation_data
+from .runs import RUN_FILES, Run, _command_line, _plain, _write_json, environment, load_run
+
+
+
+# -- running -------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """Training and testing one model under one seed on every fold of one evaluation."""
+
+    evaluation: str
+    model: str
+    seed: int
+
+
+def plan(config: dict[str, Any]) -> list[Job]:
+    """Every (evaluation, model, seed) the config asks for, in the order they run.
+
+    >>> config = load_config({"experiment": {"seeds": [0, 1]}, "models": {"majority": {}},
+    ...                       "evaluations": {"tiny": {"protocol": "fixed", "data": "x"}}})
+    >>> [(j.evaluation, j.model, j.seed) for j in plan(config)]
+    [('tiny', 'majority', 0), ('tiny', 'majority', 1)]
+    """
+    return [Job(evaluation, model, seed)
+            for evaluation, spec in config["evaluations"].items()
+            for seed in config["experiment"]["seeds"]
+            for model in spec["models"]]
+
+
+def run_experiment(
+    config: str | Path | dict[str, Any],
+    *,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    report: bool = True,
+) -> "Run":
+    """Train and test every model of ``config`` under each of its evaluations and seeds, and
+    write a run folder (see the module docstring). Returns the loaded :class:`Run`.
+
+    ``config`` is a TOML path or an already resolved config (from :func:`load_config`). The
+    folder is ``out``, or ``<runs_dir>/<name>-<timestamp>``; an existing non-empty folder is
+    replaced only with ``overwrite=True``. It is assembled beside its destination and moved
+    into place at the end, so an interrupted run leaves nothing half-written. ``on_event``
+    receives a dict after every fold (``kind="fold"``) and job (``kind="job"``); ``progress``
+    lets models that can (the transformer) show their own progress bars.
+    """
+    source_path = None if isinstance(config, dict) else str(config)
+    config = load_config(config, overrides)  # a resolved config resolves to itself
+    emit = on_event or (lambda event: None)
+    folder = _run_folder(config, out, overwrite)
+    started = datetime.now(timezone.utc)
+    wall = time.perf_counter()
+    annotations = _read_annotations(config["scoring"]["annotations"])
+    data = {name: load_evaluation_data(name, spec) for name, spec in config["evaluations"].items()}
+    jobs = plan(config)
+    emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
+
+    with staged_folder(folder) as staging:
+        metrics: dict[str, Any] = {"evaluations": {}}
+        timings: dict[str, Any] = {"evaluations": {}}
+        predictions: dict[tuple[str, str], list[list[str]]] = {}
+        for number, job in enumerate(jobs, start=1):
+            result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit)
+            predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
+            evaluation = metrics["evaluations"].setdefault(job.evaluation, _evaluation_header(data[job.evaluation]))
+            evaluation["models"].setdefault(job.model, {"seeds": {}})["seeds"][str(job.seed)] = result["metrics"]
+            timings["evaluations"].setdefault(job.evaluation, {}).setdefault(job.model, {})[str(job.seed)] = result["timing"]
+            emit({"kind": "job", "number": number, "jobs": len(jobs), "evaluation": job.evaluation, "model": job.model,
+                  "seed": job.seed, "macro_f1": result["metrics"]["macro_f1"], "train_s": result["timing"]["train_s"]})
+        for name, evaluation in metrics["evaluations"].items():
+            for model, entry in evaluation["models"].items():
+                gold = data[name].table["label"].astype(str).tolist()
+                entry["summary"] = summarize(entry["seeds"], gold, predictions[(name, model)], config["scoring"])
+        timings["total_s"] = round(time.perf_counter() - wall, 3)
+        finished = datetime.now(timezone.utc)
+        info = {
+            "name": config["experiment"]["name"],
+            "description": config["experiment"]["description"],
+            "config_file": source_path,
+            "overrides": {k: v for k, v in (overrides or {}).items()},
+            "command": _command_line(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "duration_s": timings["total_s"],
+            "jobs": len(jobs),
+            "data": {name: {"source": d.spec["data"], "protocol": d.spec["protocol"], "rows": int(len(d.table)),
+                            "sha256": d.hashes} for name, d in data.items()},
+            "comment_stance": __version__,
+        }
+        _write_json(staging / RUN_FILES["metrics"], metrics)
+        _write_json(staging / RUN_FILES["timings"], timings)
+        _write_json(staging / RUN_FILES["run"], info)
+        _write_json(staging / RUN_FILES["environment"], environment())
+        (staging / RUN_FILES["config"]).write_text(
+            f"# resolved config of run {folder.name}: rerun with `stance experiment run {folder / RUN_FILES['config']}`\n"
+            + dump_toml(config), encoding="utf-8")
+    run = load_run(folder)
+    if report:
+        from ..report import write_report
+
+        write_report(run, folder)
+    emit({"kind": "done", "folder": str(folder), "duration_s": timings["total_s"]})
+    return run
+
+
+def _run_folder(config: dict[str, Any], out: str | Path | None, overwrite: bool) -> Path:
+    if out is not None:
+        folder = Path(out)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+            raise OutputError(f"{folder}: already exists", "choose another --out or pass --overwrite")
+        return folder
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config["experiment"]["runs_dir"]) / f"{config['experiment']['name']}-{stamp}"
+    folder, n = base, 1
+    while folder.exists():  # two runs in the same second never share a folder
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def _evaluation_header(data: EvaluationData) -> dict[str, Any]:
+    spec = {k: v for k, v in data.spec.items() if k != "models"}
+    return {**spec, "n": int(len(data.table)), "models": {}}
+
+
+def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path, annotations: pd.DataFrame | None,
+             progress: bool, emit: Callable) -> dict[str, Any]:
+    from ..data import Dataset
+    from ..evaluation import evaluate_model
+    from ..metrics import score
+    from ..persist import write_metrics
+    from ..training import train
+
+    preset, params = model_params(config, job.model)
+    scoring = config["scoring"]
+    polar = scoring["polar"] or None
+    n = len(data.table)
+    predicted: list[str | None] = [None] * n
+    probabilities: list[dict[str, float] | None] = [None] * n
+    fold_of: list[str | None] = [None] * n
+    position = {row_id: i for i, row_id in enumerate(data.table["id"])}
+    classes: set[str] = set()
+    folds, train_s, predict_s = [], 0.0, 0.0
+    save = config["experiment"]["save_models"] and data.spec["protocol"] == "fixed"
+    for fold in data.folds(job.seed):
+        dataset = Dataset(train=fold.train, dev=fold.dev, source=Path(data.spec["data"]))
+        estimator_params = dict(params)
+        if "seed" in _known_params(preset):
+            estimator_params["seed"] = job.seed
+        model_folder = staging / "models" / job.evaluation / job.model / f"seed-{job.seed}" if save else None
+        fitted = train(dataset, preset, model_folder, params=estimator_params, evaluate_on=(), progress=progress)
+        start = time.perf_counter()
+        result = evaluate_model(fitted.model, fold.test, polar=polar, context=data.context or [fold.train],
+                                n_resamples=0, return_predictions=True)
+        elapsed = time.perf_counter() - start
+        train_s += fitted.time_s
+        predict_s += elapsed
+        labels = [str(c) for c in fitted.model.classes_]
+        classes.update(labels)
+        for row_id, label, proba in zip(fold.test["id"], result["predictions"], result["probabilities"]):
+            i = position[row_id]
+            predicted[i] = label
+            probabilities[i] = {c: round(float(p), 6) for c, p in zip(labels, proba)}
+            fold_of[i] = fold.name
+        fold_scores = {k: result[k] for k in ("n", "accuracy", "macro_f1", "f_avg") if k in result}
+        folds.append({"fold": fold.name, **fold_scores})
+        if model_folder is not None:
+            write_metrics(model_folder, {data.spec.get("test_split", "test"): result})
+        emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed, "fold": fold.name,
+              "macro_f1": result["macro_f1"], "train_s": fitted.time_s})
+    table = data.table
+    gold = table["label"].astype(str).tolist()
+    labels = sorted(classes | set(gold))
+    targets = table["target"].tolist() if "target" in table.columns else None
+    metrics = score(gold, predicted, labels, polar=polar, targets=targets, n_resamples=scoring["bootstrap"], seed=0)
+    if scoring["bootstrap"] and scoring["confidence"] != 0.95:
+        from ..metrics import bootstrap_ci
+
+        metrics["macro_f1_ci"] = list(bootstrap_ci(gold, predicted, labels, n_resamples=scoring["bootstrap"],
+                                                   confidence=scoring["confidence"], seed=0))
+    if "article_id" in table.columns and table["article_id"].notna().any():
+        metrics["per_article"] = score(gold, predicted, labels, polar=polar, targets=table["article_id"].tolist(),
+                                       n_resamples=0)["per_target"]
+    if data.spec["protocol"] != "fixed":
+        metrics["folds"] = folds
+        fold_f1 = [f["macro_f1"] for f in folds]
+        metrics["fold_macro_f1"] = {"mean": float(np.mean(fold_f1)), "std": _std(fold_f1)}
+    _write_predictions(staging / "predictions" / job.evaluation / job.model / f"seed-{job.seed}.jsonl",
+                       table, predicted, probabilities, fold_of, annotations)
+    timing = {"train_s": round(train_s, 3), "predict_s": round(predict_s, 4), "rows": n,
+              "rows_per_s": round(n / predict_s, 1) if predict_s > 0 else None, "folds": len(folds)}
+    return {"metrics": metrics, "timing": timing, "predicted": predicted}
+
+
+def _known_params(preset: str) -> dict[str, Any]:
+    from ..models import PRESETS, family_class
+
+    return family_class(PRESETS[preset][0])().get_params()
+
+
+PREDICTION_COLUMNS = ("id", "article_id", "target", "parent_id", "author")
+
+
+def _write_predictions(path: Path, table: pd.DataFrame, predicted, probabilities, fold_of,
+                       annotations: pd.DataFrame | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, dict[str, Any]] = {}
+    if annotations is not None:
+        extra = annotations.set_index("id").to_dict(orient="index")
+    with path.open("w", encoding="utf-8") as f:
+        for i, row in enumerate(table.itertuples(index=False)):
+            record = {c: _plain(getattr(row, c)) for c in PREDICTION_COLUMNS if c in table.columns}
+            record.update({"fold": fold_of[i], "gold": str(row.label), "predicted": predicted[i],
+                           "probabilities": probabilities[i], "text": row.text})
+            for key, value in extra.get(str(row.id), {}).items():
+                record.setdefault(key, _plain(value))
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _read_annotations(path: str) -> pd.DataFrame | None:
+    """Extra per-comment columns (e.g. ``phenomena``) to copy into the predictions, by id."""
+    if not path:
+        return None
+    from ..data import read_table
+
+    frame, _, _ = read_table(path)
+    if "id" not in frame.columns:
+        raise DataError(f"{path}: scoring.annotations needs an 'id' column", "point it at a comment file with ids")
+    skip = {"text", "label", *PREDICTION_COLUMNS} - {"id"}
+    frame = frame[[c for c in frame.columns if c not in skip]].copy()
+    frame["id"] = frame["id"].map(str)
+    return frame.drop_duplicates("id")
+
+
+def summarize(seeds: dict[str, dict[str, Any]], gold: list[str], predictions: list[list[str]],
+              scoring: dict[str, Any]) -> dict[str, Any]:
+    """Mean ± std over seeds of the headline scores, and the macro-F1 interval of the seed
+    average (``predictions``: one list per seed, in the order of ``seeds``)."""
+    from ..metrics import bootstrap_ci
+
+    runs = list(seeds.values())
+
+    def stat(values: list[float]) -> dict[str, float]:
+        return {"mean": float(np.mean(values)), "std": _std(values)}
+
+    out: dict[str, Any] = {"seeds": len(runs)}
+    for key in ("macro_f1", "accuracy", "weighted_f1", "f_avg"):
+        if all(key in r for r in runs):
+            out[key] = stat([r[key] for r in runs])
+    if scoring["bootstrap"]:
+        if len(runs) == 1:
+            out["macro_f1"]["ci"] = runs[0]["macro_f1_ci"]
+        else:
+            labels = runs[0]["confusion"]["labels"]
+            out["macro_f1"]["ci"] = list(bootstrap_ci(gold, predictions, labels, n_resamples=scoring["bootstrap"],
+                                                      confidence=scoring["confidence"], seed=0))
+    labels = sorted({label for r in runs for label in r["per_class"]})
+    out["per_class_f1"] = {label: stat([r["per_class"].get(label, {}).get("f1", 0.0) for r in runs]) for label in labels}
+    if all("fold_macro_f1" in r for r in runs):
+        out["fold_macro_f1"] = stat([f["macro_f1"] for r in runs for f in r["folds"]])
+    if all("per_article" in r for r in runs):
+        articles = sorted(runs[0]["per_article"])
+        out["per_article_macro_f1"] = {a: stat([r["per_article"][a]["macro_f1"] for r in runs]) for a in articles}
+    return out
+
+
+def _std(values) -> float:
+    """Sample standard deviation (ddof=1); 0.0 for a single value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+# -- reading runs --------------------------------------------------------------------------------
