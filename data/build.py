@@ -187,9 +187,54 @@ def build() -> None:
     train, dev = train_test_split(seen, test_size=0.15, stratify=seen["article_id"] + "/" + seen["label"],
                                   random_state=SEED)
     _write_splits("unseen-article", train, dev, comments[held])
-    print(json.dumps({"comments": len(comments), "articles": len(articles),
+    off_counts = _build_off_topic(comments)
+    print(json.dumps({"comments": len(comments), "articles": len(articles), "off_topic": off_counts,
                       "labels": comments["label"].value_counts().to_dict(),
                       "kappa": agreement.get("writer_vs_second", {}).get("overall")}, indent=2))
+
+
+def _build_off_topic(comments: pd.DataFrame) -> dict:
+    """Off-topic splits (70/15/15 stratified by article, seed 13) and the agreement of the blind
+    off-topic sheet. The stance corpus and its splits are not touched."""
+    from comment_stance.metrics import cohen_kappa
+
+    off = load_off_topic()
+    if off.empty:
+        return {}
+    second_path = RAW / "annotation" / "offtopic-second-pass.jsonl"
+    decided_path = RAW / "annotation" / "offtopic-adjudication.jsonl"
+    decided = {r["id"]: r for r in read_jsonl(decided_path)} if decided_path.exists() else {}
+    if second_path.exists():
+        key = {r["id"]: r["comment_id"] for r in read_jsonl(OFFTOPIC_KEY)}
+        second = {key[r["id"]]: r["label"] for r in read_jsonl(second_path) if r["id"] in key}
+        first = {**dict(zip(comments["id"], comments["label"])), **dict(zip(off["id"], off["label"]))}
+        ids = sorted(second)
+        writer = [first[i] for i in ids]
+        other = [second[i] for i in ids]
+        final = [decided.get(i, {}).get("label", first[i]) for i in ids]
+        binary = lambda labels: [OFF_TOPIC if v == OFF_TOPIC else "on_topic" for v in labels]
+        disagree = [i for i, a, b in zip(ids, binary(writer), binary(other)) if a != b]
+        undecided = sorted(set(disagree) - set(decided))
+        if undecided:
+            raise SystemExit(f"{len(undecided)} off-topic disagreements lack an adjudicated label, e.g. {undecided[:5]}")
+        agreement = {
+            "sheet": len(ids), "sheet_off_topic_by_writer": binary(writer).count(OFF_TOPIC),
+            "off_topic_vs_not": {"writer_vs_second": cohen_kappa(binary(writer), binary(other)),
+                                 "writer_vs_final": cohen_kappa(binary(writer), binary(final)),
+                                 "second_vs_final": cohen_kappa(binary(other), binary(final))},
+            "four_way_writer_vs_second": cohen_kappa(writer, other),
+            "disagreements": len(disagree),
+            "final_changed_from_writer": sum(binary([a])[0] != binary([b])[0] for a, b in zip(writer, final)),
+        }
+        (PROCESSED / "offtopic-agreement.json").write_text(json.dumps(agreement, indent=2) + "\n")
+    # an off-topic comment that adjudication found to take a stance leaves the off-topic splits
+    dropped = sorted(i for i, r in decided.items() if i in set(off["id"]) and r["label"] != OFF_TOPIC)
+    off = off[~off["id"].isin(dropped)]
+    rest, test = train_test_split(off, test_size=0.15, stratify=off["article_id"], random_state=SEED)
+    train, dev = train_test_split(rest, test_size=0.15 / 0.85, stratify=rest["article_id"], random_state=SEED)
+    _write_splits("off-topic", train, dev, test)
+    return {"rows": len(off), "dropped_by_adjudication": len(dropped),
+            "train": len(train), "dev": len(dev), "test": len(test)}
 
 
 def _clean(row: dict) -> dict:
