@@ -67,6 +67,14 @@ def save_model(
                          **model.version_info()},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        gate = getattr(model, "off_topic_", None)
+        if gate is not None:  # the off-topic gate: a model folder of its own inside this one
+            from .offtopic import GATE_FOLDER, gate_threshold
+
+            save_model(gate, staging / GATE_FOLDER, name="off-topic gate",
+                       training=getattr(gate, "gate_training_", None) or gate.config_.get("training"),
+                       metrics=getattr(gate, "gate_metrics_", None))
+            config["off_topic"] = {"folder": GATE_FOLDER, "threshold": gate_threshold(gate)}
         (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         (staging / METRICS).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n")
         (staging / CARD).write_text(model_card(config, metrics or {}))
@@ -155,6 +163,10 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
         model.set_params(**applicable)
     model._load_weights(folder, config)
     model.config_ = config
+    if config.get("off_topic"):
+        from .offtopic import load_gate
+
+        model.off_topic_ = load_gate(folder)
     return model
 
 
