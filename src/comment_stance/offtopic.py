@@ -28,7 +28,7 @@ ON_TOPIC = "on_topic"
 GATE_FOLDER = "off_topic"
 #: hyper-parameters of the gate (a TF-IDF logistic regression that ignores the target: whether a
 #: comment is about the pact at all does not depend on which pact)
-GATE_PARAMS: dict[str, Any] = {"classifier": "logreg", "use_target": False}
+GATE_PARAMS: dict[str, Any] = {"classifier": "logreg", "use_target": False, "C": 5.0}
 
 
 @dataclass
