@@ -167,6 +167,9 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
         from .offtopic import load_gate
 
         model.off_topic_ = load_gate(folder)
+        if model.off_topic_ is None:
+            raise ModelError(f"{folder}: config.json names an off-topic gate but {folder / 'off_topic'} is missing",
+                             "copy the whole model folder, or retrain it")
     return model
 
 
