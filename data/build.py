@@ -227,13 +227,14 @@ def _build_off_topic(comments: pd.DataFrame) -> dict:
             "final_changed_from_writer": sum(binary([a])[0] != binary([b])[0] for a, b in zip(writer, final)),
         }
         (PROCESSED / "offtopic-agreement.json").write_text(json.dumps(agreement, indent=2) + "\n")
-    # an off-topic comment that adjudication found to take a stance leaves the off-topic splits
-    dropped = sorted(i for i, r in decided.items() if i in set(off["id"]) and r["label"] != OFF_TOPIC)
-    off = off[~off["id"].isin(dropped)]
     rest, test = train_test_split(off, test_size=0.15, stratify=off["article_id"], random_state=SEED)
     train, dev = train_test_split(rest, test_size=0.15 / 0.85, stratify=rest["article_id"], random_state=SEED)
+    # an off-topic comment that adjudication found to take a stance leaves the off-topic splits
+    # (after splitting, so that a decision does not reshuffle the other comments)
+    dropped = sorted(i for i, r in decided.items() if i in set(off["id"]) and r["label"] != OFF_TOPIC)
+    train, dev, test = (frame[~frame["id"].isin(dropped)] for frame in (train, dev, test))
     _write_splits("off-topic", train, dev, test)
-    return {"rows": len(off), "dropped_by_adjudication": len(dropped),
+    return {"rows": len(train) + len(dev) + len(test), "dropped_by_adjudication": len(dropped),
             "train": len(train), "dev": len(dev), "test": len(test)}
 
 
