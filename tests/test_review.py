@@ -185,3 +185,20 @@ def test_off_topic_data_must_be_off_topic(tmp_path):
     bad.write_text(json.dumps({"text": "Sign it.", "label": "supportive"}) + "\n")
     with pytest.raises(DataError, match="labels other than 'off_topic'"):
         cs.train(FIXTURES / "tiny", "tfidf-logreg", off_topic=bad)
+
+
+def test_data_check_knows_off_topic_data(tmp_path):
+    from comment_stance.corpus import check_corpus
+
+    rows = [{"id": f"x{i}", "text": t, "label": "off_topic", "article_id": "art0",
+             "parent_id": "c037" if i == 0 else None} for i, t in enumerate(OFF_TOPIC)]
+    rows.append({"id": "dup", "text": "Fine, as long as refugees are not handed over!", "label": "off_topic",
+                 "article_id": "art0", "parent_id": None})  # a near copy of a tiny-corpus comment
+    path = tmp_path / "off.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    alone = check_corpus(path)
+    # one label, few comments, few replies: fine for off-topic data; the reply's parent is elsewhere
+    assert alone.stats["off_topic_data"] and len(alone.failures) == 1 and "parent_id" in alone.failures[0]
+    with_context = check_corpus(path, context=FIXTURES / "tiny")
+    assert with_context.stats["near_duplicates_of_context"] == 1
+    assert len(with_context.failures) == 1 and "near duplicates of comments in" in with_context.failures[0]
