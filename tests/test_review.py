@@ -141,6 +141,7 @@ def test_gate_is_a_model_folder_inside_the_model(gated):
     assert 0 < threshold < 1 and config["off_topic"] == {"folder": "off_topic", "threshold": threshold}
     assert gate_config["training"]["threshold_chosen_on"] == "train"  # one file: no off-topic dev
     assert not list(folder.rglob("*.pkl")) and list((folder / "off_topic").rglob("*.skops"))
+    assert "## Off-topic gate" in (folder / "README.md").read_text()
     loaded = cs.load_model(folder)
     assert loaded.off_topic_.threshold_ == threshold
     assert result.off_topic == {}  # the off-topic file has no dev/test split to score on

@@ -198,6 +198,11 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         ]
     else:
         lines.append("- not recorded")
+    if config.get("off_topic"):
+        lines += ["", "## Off-topic gate", "",
+                  f"`{config['off_topic']['folder']}/` flags comments with no stance toward the pact (`needs_review`, "
+                  f"reason `off_topic`) at threshold {config['off_topic']['threshold']:.3f}; it never changes a label. "
+                  f"Its scores are in `{config['off_topic']['folder']}/metrics.json`."]
     lines += ["", "## Hyper-parameters", "", "```json", json.dumps(config["params"], indent=2), "```", ""]
     lines += ["## Scores", ""]
     if not metrics:
