@@ -203,3 +203,15 @@ def test_data_check_knows_off_topic_data(tmp_path):
     with_context = check_corpus(path, context=FIXTURES / "tiny")
     assert with_context.stats["near_duplicates_of_context"] == 1
     assert len(with_context.failures) == 1 and "near duplicates of comments in" in with_context.failures[0]
+
+
+def test_a_model_missing_its_gate_folder_is_refused(gated, tmp_path):
+    import shutil
+
+    from comment_stance.errors import ModelError
+
+    copy = tmp_path / "m"
+    shutil.copytree(gated[0], copy)
+    shutil.rmtree(copy / "off_topic")
+    with pytest.raises(ModelError, match="off-topic gate"):
+        cs.load_model(copy)
