@@ -43,8 +43,10 @@ def test_one_comment_json_with_review(model):
     result = run("--model", model, "--text", "Sign it now.", "--json", "--review-below", "0.99")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)
-    assert set(row) == {"label", "confidence", "needs_review", *(f"p_{l}" for l in LABELS)}
+    assert set(row) == {"label", "confidence", "needs_review", "review_reason", *(f"p_{l}" for l in LABELS)}
     assert row["needs_review"] is True
+    # no --target for a model trained with targets: flagged for that too, the more important reason first
+    assert row["review_reason"] == "unknown_target;low_confidence"
 
 
 def test_one_comment_from_stdin(model):

@@ -100,7 +100,7 @@ def test_output_formats_hold_the_same_scores(model, tmp_path, suffix):
     score_file(model, EXPORTS / "malformed.jsonl", out, keep=["text"], review_below=0.45)
     frame = read_output(out) if suffix != ".tsv" else pd.read_csv(out, sep="\t", dtype={"id": str})
     assert list(frame.columns) == ["id", "text", "label", "confidence", *map(proba_column, LABELS),
-                                   "needs_review", "error"]
+                                   "needs_review", "review_reason", "error"]
     ok = frame["error"].isna()
     assert ok.sum() == 2
     proba = frame.loc[ok, list(map(proba_column, LABELS))].to_numpy(dtype=float)
@@ -116,14 +116,22 @@ def test_output_formats_hold_the_same_scores(model, tmp_path, suffix):
 
 
 def test_needs_review_follows_the_threshold(model, tmp_path):
-    summary = score_file(model, EXPORTS / "disqus.xml", tmp_path / "o.jsonl", review_below=0.45)
+    # with a target, only the confidence decides (the tiny model was trained with targets)
+    summary = score_file(model, EXPORTS / "disqus.xml", tmp_path / "o.jsonl", review_below=0.45, target="Pact A")
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     for row in rows:
         if row["error"] is None:
             assert row["needs_review"] == (row["confidence"] < 0.45)
+            assert row["review_reason"] == ("low_confidence" if row["confidence"] < 0.45 else None)
         else:
-            assert row["needs_review"] is None
+            assert row["needs_review"] is None and row["review_reason"] is None
     assert summary.needs_review == sum(bool(r["needs_review"]) for r in rows)
+    # the export's thread titles are the targets; a comment without one is flagged, since the
+    # model reads targets
+    scored = predict(model, pd.DataFrame({"text": ["Sign it.", "Sign it."], "target": ["Pact A", None]}),
+                     review_below=0.0)
+    assert scored["review_reason"].tolist() == [None, "unknown_target"]
+    assert scored["needs_review"].tolist() == [False, True]
     without = score_file(model, EXPORTS / "disqus.xml", tmp_path / "p.jsonl")
     assert without.needs_review is None and "needs_review" not in (tmp_path / "p.jsonl").read_text()
 

@@ -11,6 +11,9 @@ import pandas as pd
 
 from .data import SPLITS, load_dataset
 
+#: the label of comments that take no stance (see data/GUIDELINES.md and comment_stance.offtopic)
+OFF_TOPIC = "off_topic"
+
 
 def _words(texts: pd.Series) -> np.ndarray:
     return texts.str.split().str.len().to_numpy()
@@ -105,17 +108,27 @@ def _all_rows(path: str | Path | None) -> tuple[pd.DataFrame, dict[str, pd.DataF
     return table, parts, str(dataset.source)
 
 
-def check_corpus(path: str | Path | None = None, rules: CheckRules | None = None) -> CheckResult:
+def check_corpus(path: str | Path | None = None, rules: CheckRules | None = None,
+                 context: str | Path | None = None) -> CheckResult:
     """Quality checks of a labelled comment dataset (a folder of splits, or one file).
 
     Hard rules (failures): exact/near-duplicate rate, the share of every label, comments per
     article, reply share, ids unique across splits, replies whose parent is missing, the same text
     in train and test. Per-article label balance is reported and warned about.
+
+    Off-topic data (every label ``off_topic``, e.g. ``data/processed/off-topic``) is a supplement to
+    a stance corpus, not a corpus: the label-share, comments-per-article and reply-share rules do
+    not apply to it. ``context`` names the stance corpus it goes with: replies may answer its
+    comments, and a near duplicate of one of its comments counts as a duplicate.
     """
     rules = rules or CheckRules()
     table, parts, source = _all_rows(path)
     result = CheckResult(stats={"source": source, "rows": int(len(table))})
     stats = result.stats
+    off_topic = set(table["label"].astype(str)) == {OFF_TOPIC}
+    context_table = _all_rows(context)[0] if context is not None else None
+    if off_topic:
+        stats["off_topic_data"] = True
 
     # duplicates
     pairs = near_duplicate_pairs(table["text"].tolist(), rules.near_duplicate_jaccard)
@@ -130,12 +143,19 @@ def check_corpus(path: str | Path | None = None, rules: CheckRules | None = None
         result.failures.append(
             f"near-duplicate rate {stats['near_duplicate_rate']:.2%} (char-5-gram Jaccard >= "
             f"{rules.near_duplicate_jaccard}) is not below {rules.max_near_duplicate_rate:.0%}")
+    if context_table is not None:
+        n = len(table)
+        both = near_duplicate_pairs(table["text"].tolist() + context_table["text"].tolist(), rules.near_duplicate_jaccard)
+        copied = {i for i, j, _ in both if i < n <= j}
+        stats["near_duplicates_of_context"] = len(copied)
+        if copied and len(copied) / n >= rules.max_near_duplicate_rate:
+            result.failures.append(f"{len(copied)} comments are near duplicates of comments in {context}")
 
     # labels
     shares = table["label"].value_counts(normalize=True).sort_index()
     stats["label_share"] = {str(k): round(float(v), 4) for k, v in shares.items()}
     for label, share in shares.items():
-        if share < rules.min_label_share:
+        if share < rules.min_label_share and not off_topic:
             result.failures.append(f"label '{label}' is {share:.1%} of the data, below {rules.min_label_share:.0%}")
 
     # lengths
@@ -150,19 +170,20 @@ def check_corpus(path: str | Path | None = None, rules: CheckRules | None = None
         stats["per_article"] = {str(a): {str(k): int(v) for k, v in row.items()} for a, row in per_article.iterrows()}
         for article, row in per_article.iterrows():
             total = int(row.sum())
-            if total < rules.min_per_article:
+            if total < rules.min_per_article and not off_topic:
                 result.failures.append(f"article '{article}' has {total} comments, fewer than {rules.min_per_article}")
             low = row[row / total < 0.10]
-            for label, count in low.items():
+            for label, count in (low.items() if not off_topic else ()):
                 result.warnings.append(f"article '{article}': label '{label}' is only {count / total:.0%} of its comments")
 
     # threads
     if "parent_id" in table.columns:
         replies = table["parent_id"].notna()
         stats["reply_share"] = float(replies.mean())
-        if stats["reply_share"] < rules.min_reply_share:
+        if stats["reply_share"] < rules.min_reply_share and not off_topic:
             result.failures.append(f"reply share {stats['reply_share']:.0%} is below {rules.min_reply_share:.0%}")
-        orphans = sorted(set(table.loc[replies, "parent_id"]) - set(table["id"]))
+        known_ids = set(table["id"]) | (set(context_table["id"]) if context_table is not None else set())
+        orphans = sorted(set(table.loc[replies, "parent_id"]) - known_ids)
         if orphans:
             result.failures.append(f"{len(orphans)} replies point to a parent_id that is not in the data (e.g. '{orphans[0]}')")
         if "author" in table.columns:

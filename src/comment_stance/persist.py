@@ -67,6 +67,14 @@ def save_model(
                          **model.version_info()},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        gate = getattr(model, "off_topic_", None)
+        if gate is not None:  # the off-topic gate: a model folder of its own inside this one
+            from .offtopic import GATE_FOLDER, gate_threshold
+
+            save_model(gate, staging / GATE_FOLDER, name="off-topic gate",
+                       training=getattr(gate, "gate_training_", None) or gate.config_.get("training"),
+                       metrics=getattr(gate, "gate_metrics_", None))
+            config["off_topic"] = {"folder": GATE_FOLDER, "threshold": gate_threshold(gate)}
         (staging / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         (staging / METRICS).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n")
         (staging / CARD).write_text(model_card(config, metrics or {}))
@@ -157,6 +165,13 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
         model.set_params(**applicable)
     model._load_weights(folder, config)
     model.config_ = config
+    if config.get("off_topic"):
+        from .offtopic import load_gate
+
+        model.off_topic_ = load_gate(folder)
+        if model.off_topic_ is None:
+            raise ModelError(f"{folder}: config.json names an off-topic gate but {folder / 'off_topic'} is missing",
+                             "copy the whole model folder, or retrain it")
     return model
 
 
@@ -185,6 +200,11 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         ]
     else:
         lines.append("- not recorded")
+    if config.get("off_topic"):
+        lines += ["", "## Off-topic gate", "",
+                  f"`{config['off_topic']['folder']}/` flags comments with no stance toward the pact (`needs_review`, "
+                  f"reason `off_topic`) at threshold {config['off_topic']['threshold']:.3f}; it never changes a label. "
+                  f"Its scores are in `{config['off_topic']['folder']}/metrics.json`."]
     lines += ["", "## Hyper-parameters", "", "```json", json.dumps(config["params"], indent=2), "```", ""]
     lines += ["## Scores", ""]
     if not metrics:

@@ -16,10 +16,15 @@ import pandas as pd
 
 from .errors import DataError, ModelError, OutputError, StanceError
 from .models.base import StanceModel
+from .review import review_flags, reviews
 
 if TYPE_CHECKING:
     from .data import Columns
     from .readers import CommentChunk
+
+
+#: the review columns, in output order (after the probabilities)
+REVIEW_COLUMNS = ("needs_review", "review_reason")
 
 
 def proba_column(label: str) -> str:
@@ -32,12 +37,14 @@ def predict(
     comments: Sequence[str] | pd.DataFrame,
     *,
     review_below: float | None = None,
+    review: bool | None = None,
 ) -> pd.DataFrame:
     """Score comments; returns one row per comment, in input order.
 
     The result keeps the input's ``id`` (when the input is a table) and adds ``label``,
     ``confidence`` (the top probability), one ``p_<label>`` column per label and, with
-    ``review_below``, a ``needs_review`` flag.
+    ``review_below``, ``review=True`` or a model that carries an off-topic gate, ``needs_review``
+    and ``review_reason`` (see :mod:`comment_stance.review`).
 
     >>> frame = predict("models/tfidf-logreg", ["Sign it already.", "Only with monitors."], review_below=0.6)
     >>> list(frame.columns), len(frame)
@@ -48,11 +55,12 @@ def predict(
     estimator = load_model(model) if isinstance(model, (str, Path)) else model
     table = comments if isinstance(comments, pd.DataFrame) else pd.DataFrame({"text": list(comments)})
     proba = estimator.predict_proba(table) if len(table) else np.zeros((0, len(estimator.classes_)))
-    return scored_frame(table, proba, estimator.classes_, review_below=review_below)
+    return scored_frame(table, proba, estimator.classes_, review_below=review_below, model=estimator, review=review)
 
 
 def scored_frame(table: pd.DataFrame, proba: np.ndarray, classes: Sequence[Any],
-                 *, review_below: float | None = None) -> pd.DataFrame:
+                 *, review_below: float | None = None, model: StanceModel | None = None,
+                 review: bool | None = None) -> pd.DataFrame:
     out = pd.DataFrame(index=range(len(table)))
     if "id" in table.columns:
         out["id"] = table["id"].to_numpy()
@@ -62,8 +70,10 @@ def scored_frame(table: pd.DataFrame, proba: np.ndarray, classes: Sequence[Any],
     out["confidence"] = proba.max(axis=1) if len(proba) else np.zeros(0)
     for j, label in enumerate(classes):
         out[proba_column(label)] = proba[:, j]
-    if review_below is not None:
-        out["needs_review"] = out["confidence"] < review_below
+    if reviews(model, review_below, review):
+        needs, reasons = review_flags(model, table, out["confidence"].to_numpy(), review_below=review_below)
+        out["needs_review"] = needs
+        out["review_reason"] = _object_column(reasons)
     return out
 
 
@@ -139,15 +149,17 @@ def score_chunk(
     target: str | None = None,
     review_below: float | None = None,
     recent: _RecentComments | None = None,
+    review: bool | None = None,
 ) -> pd.DataFrame:
     """Score one chunk of records from :func:`comment_stance.readers.read_chunks`.
 
     Returns one row per record, in order: ``id``, the kept columns, ``label``, ``confidence``,
-    ``p_<label>`` per label, ``needs_review`` (with ``review_below``) and ``error``. Records that
-    carry an error are not shown to the model; their scores are empty.
+    ``p_<label>`` per label, ``needs_review`` and ``review_reason`` (with ``review_below``,
+    ``review=True`` or a model with an off-topic gate; see :mod:`comment_stance.review`) and
+    ``error``. Records that carry an error are not shown to the model; their scores are empty.
     """
     classes = [str(c) for c in model.classes_]
-    reserved = {"id", "label", "confidence", "needs_review", "error", *map(proba_column, classes)}
+    reserved = {"id", "label", "confidence", *REVIEW_COLUMNS, "error", *map(proba_column, classes)}
     columns = chunk.columns
     n = len(chunk)
     ok = [i for i, error in enumerate(chunk.errors) if error is None]
@@ -189,26 +201,36 @@ def score_chunk(
         out["confidence"] = full_conf
         for j, label in enumerate(classes):
             out[proba_column(label)] = full_proba[:, j]
-    if review_below is not None:
-        review = np.full(n, None, dtype=object)
-        review[ok] = confidence < review_below
-        out["needs_review"] = _object_column(review)
+    if reviews(model, review_below, review):
+        needs = np.full(n, None, dtype=object)
+        reasons = np.full(n, None, dtype=object)
+        if ok:
+            flags, why = review_flags(model, pd.DataFrame(inputs), confidence, review_below=review_below)
+            needs[ok] = flags.tolist()
+            reasons[ok] = why
+        out["needs_review"] = _object_column(needs)
+        out["review_reason"] = _object_column(reasons)
     out["error"] = _object_column(chunk.errors)
     return pd.DataFrame(out)
 
 
-def output_columns(classes: Sequence[Any], keep: Sequence[str] = (), review_below: float | None = None
-                   ) -> tuple[list[str], dict[str, str]]:
-    """The columns of scored output, in order, and the type of each typed column."""
-    classes = [str(c) for c in classes]
+def output_columns(classes: Sequence[Any] | StanceModel, keep: Sequence[str] = (), review_below: float | None = None,
+                   review: bool | None = None) -> tuple[list[str], dict[str, str]]:
+    """The columns of scored output, in order, and the type of each typed column.
+
+    ``classes`` is the model's labels or the model itself; only a model tells whether it carries an
+    off-topic gate, which adds ``needs_review`` and ``review_reason`` without ``review_below``.
+    """
+    model = classes if hasattr(classes, "classes_") else None
+    classes = [str(c) for c in (model.classes_ if model is not None else classes)]
     probas = [proba_column(c) for c in classes]
-    reserved = {"id", "label", "confidence", "needs_review", "error", *probas}
+    reserved = {"id", "label", "confidence", *REVIEW_COLUMNS, "error", *probas}
     kept = [_output_name(name, reserved) for name in keep if name != "id"]
     columns = ["id", *kept, "label", "confidence", *probas]
     types = {"id": "str", "label": "str", "confidence": "float", "error": "str", **{p: "float" for p in probas}}
-    if review_below is not None:
-        columns.append("needs_review")
-        types["needs_review"] = "bool"
+    if reviews(model, review_below, review):
+        columns += list(REVIEW_COLUMNS)
+        types.update({"needs_review": "bool", "review_reason": "str"})
     columns.append("error")
     return columns, types
 
@@ -280,7 +302,7 @@ def score_file(
     columns = columns or Columns()
     keep = [name for name in dict.fromkeys(keep)]
     max_chars = max_chars or MAX_CHARS
-    names, types = output_columns(estimator.classes_, keep, review_below)
+    names, types = output_columns(estimator, keep, review_below)
     started = time.perf_counter()
 
     if hasattr(out, "write"):
@@ -332,7 +354,7 @@ def score_file(
     return ScoreSummary(
         input=str(input), output=out_name, input_format=fmt, output_format=out_fmt,
         rows=sink.rows_done, scored=sink.rows_done - counts["errors"], errors=counts["errors"],
-        needs_review=counts["needs_review"] if review_below is not None else None,
+        needs_review=counts["needs_review"] if "needs_review" in names else None,
         label_counts=dict(counts["labels"]), resumed_rows=resumed_rows,
         time_s=time.perf_counter() - started, first_errors=list(counts["first_errors"]),
     )

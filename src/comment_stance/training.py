@@ -24,6 +24,8 @@ class TrainResult:
     folder: Path | None
     metrics: dict[str, Any]
     time_s: float
+    #: flag precision/recall of the off-topic gate per split, when one was trained
+    off_topic: dict[str, Any] | None = None
 
 
 def model_frame(table: pd.DataFrame, *context: pd.DataFrame) -> pd.DataFrame:
@@ -43,12 +45,18 @@ def train(
     overwrite: bool = False,
     evaluate_on: tuple[str, ...] = ("dev", "test"),
     progress: bool = False,
+    off_topic: str | Path | Dataset | None = None,
 ) -> TrainResult:
     """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
 
     ``model`` is a preset name (``majority``, ``tfidf-logreg``, ``tfidf-svm``, ``transformer``) or
     an unfitted model. The model is scored on each split named in ``evaluate_on`` that the dataset
     has; the scores go into the folder's ``metrics.json`` and model card.
+
+    ``off_topic`` (a folder or file of comments labelled ``off_topic``) also trains an off-topic
+    gate (:mod:`comment_stance.offtopic`) on the train split's comments against the off-topic
+    ones, with its threshold chosen on the dev splits; it is saved inside the model folder and
+    flags off-topic comments for review without changing any stance label.
 
     >>> from comment_stance import train
     >>> result = train("tests/fixtures/tiny", "tfidf-logreg", "my-model")   # or "data/processed/random"
@@ -78,6 +86,8 @@ def train(
     start = time.perf_counter()
     estimator.fit(model_frame(train_table), train_table["label"].tolist(), **fit_kwargs)
     elapsed = time.perf_counter() - start
+    estimator.trained_targets_ = _targets(train_table)
+    gate_metrics = _train_gate(estimator, dataset, off_topic, columns, evaluate_on) if off_topic is not None else None
     metrics: dict[str, Any] = {}
     for split in evaluate_on:
         frame = getattr(dataset, split, None)
@@ -93,6 +103,34 @@ def train(
             "sha256": table_sha256(train_table),
             "time_s": round(elapsed, 3),
             "preset": name if name in PRESETS else None,
+            "targets": _targets(train_table),
         }
         folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite)
-    return TrainResult(estimator, folder, metrics, elapsed)
+    return TrainResult(estimator, folder, metrics, elapsed, gate_metrics)
+
+
+def _targets(table: pd.DataFrame) -> list[str]:
+    """The targets of the training rows (what :mod:`comment_stance.review` calls known targets)."""
+    if "target" not in table.columns:
+        return []
+    return sorted({str(t) for t in table["target"] if isinstance(t, str) and t})
+
+
+def _train_gate(estimator: StanceModel, dataset: Dataset, off_topic: Any, columns: Columns | None,
+                evaluate_on: tuple[str, ...]) -> dict[str, Any]:
+    """Train the off-topic gate, attach it to ``estimator`` and return its scores per split."""
+    from .offtopic import attach_gate, evaluate_gate, off_topic_table, train_gate
+
+    off = off_topic_table(off_topic, columns)
+    train_table = dataset.split("train")
+    gate = train_gate(model_frame(train_table), model_frame(off.train),
+                      on_dev=model_frame(dataset.dev, train_table) if dataset.dev is not None else None,
+                      off_dev=model_frame(off.dev) if off.dev is not None else None)
+    scores = {}
+    for split in evaluate_on:
+        on, off_split = getattr(dataset, split, None), getattr(off, split, None)
+        if on is not None and off_split is not None:
+            scores[split] = evaluate_gate(gate, model_frame(on, train_table), model_frame(off_split))
+    gate.gate_metrics_ = scores
+    attach_gate(estimator, gate)
+    return scores

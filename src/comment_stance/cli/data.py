@@ -45,6 +45,9 @@ def check_cli(
     min_label_share: float = typer.Option(0.20, "--min-label-share", help="Lowest share of the data any label may have."),
     min_per_article: int = typer.Option(150, "--min-per-article", help="Fewest comments an article may have."),
     min_reply_share: float = typer.Option(0.30, "--min-reply-share", help="Lowest share of replies (when parent_id exists)."),
+    context: Optional[Path] = typer.Option(
+        None, "--context", help="Stance dataset that off-topic data goes with: replies may answer its comments, "
+                                "and its comments count for near duplicates (e.g. data/processed/random)."),
     json_out: bool = JSON_OUT,
 ) -> None:
     """Check a dataset's quality: duplicates, label balance, lengths, threads, split leaks.
@@ -53,14 +56,18 @@ def check_cli(
     """
     from ..corpus import CheckRules, check_corpus
 
-    result = check_corpus(path, CheckRules(max_near_duplicates, jaccard, min_label_share, min_per_article, min_reply_share))
+    result = check_corpus(path, CheckRules(max_near_duplicates, jaccard, min_label_share, min_per_article, min_reply_share),
+                          context=context)
     if json_out:
         print_json({"ok": result.ok, "failures": result.failures, "warnings": result.warnings, "stats": result.stats})
     else:
         s = result.stats
         typer.echo(f"{s['source']}: {s['rows']} comments")
         typer.echo(f"  labels        {', '.join(f'{k} {v:.1%}' for k, v in s['label_share'].items())}")
-        typer.echo(f"  duplicates    exact {s['exact_duplicate_rate']:.2%}, near {s['near_duplicate_rate']:.2%}")
+        typer.echo(f"  duplicates    exact {s['exact_duplicate_rate']:.2%}, near {s['near_duplicate_rate']:.2%}"
+                   + (f", {s['near_duplicates_of_context']} of --context" if "near_duplicates_of_context" in s else ""))
+        if s.get("off_topic_data"):
+            typer.echo("  off-topic data: label share, comments per article and reply share are not checked")
         lw = s["length_words"]
         typer.echo(f"  words         min {lw['min']}, p10 {lw['p10']}, median {lw['median']}, p90 {lw['p90']}, max {lw['max']}")
         if "reply_share" in s:

@@ -98,7 +98,7 @@ def _score_one(estimator, comment: str, *, target, review_below, max_chars, out,
     elapsed = time.perf_counter() - started
     record = {k: (v.item() if hasattr(v, "item") else v) for k, v in scored.iloc[0].items()}
     if out is not None:
-        columns, types = output_columns(estimator.classes_, review_below=review_below)
+        columns, types = output_columns(estimator, review_below=review_below)
         row = pd.DataFrame([{**record, "id": "1", "error": None}])
         job = ResumableOutput(out, columns=columns, types=types, overwrite=overwrite)
         job.write(row, rows=1)
@@ -107,7 +107,7 @@ def _score_one(estimator, comment: str, *, target, review_below, max_chars, out,
         print_json(record)
     elif not quiet:
         probabilities = "  ".join(f"{k[2:]} {v:.3f}" for k, v in record.items() if k.startswith("p_"))
-        review = "  needs review" if record.get("needs_review") else ""
+        review = f"  needs review ({record.get('review_reason')})" if record.get("needs_review") else ""
         typer.echo(f"{record['label']}  (confidence {record['confidence']:.3f}; {probabilities}){review}"
                    f"  [{elapsed * 1000:.0f} ms]")
 

@@ -41,6 +41,9 @@ def train_cli(
     threads: Optional[int] = typer.Option(None, "--threads", help="Transformer: torch CPU threads (default: torch's)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same seed, same model on the same machine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
+    off_topic: Optional[Path] = typer.Option(
+        None, "--off-topic", help="Folder or file of off_topic comments: also train an off-topic gate that flags "
+                                  "them for review (e.g. data/processed/off-topic)."),
     text_col: str = TEXT_COL,
     label_col: str = LABEL_COL,
     target_col: str = TARGET_COL,
@@ -60,14 +63,19 @@ def train_cli(
     result = train(
         data, model, out, params=params, per_target=per_target,
         columns=columns_from(text_col, label_col, target_col, id_col), polar=parse_polar(polar),
-        overwrite=overwrite, progress=not (quiet or json_out),
+        overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic,
     )
     for split, scores in result.metrics.items():
         confusion_png(scores["confusion"]["matrix"], scores["confusion"]["labels"],
                       result.folder / f"confusion-{split}.png", title=f"{model} on {split}")
     if json_out:
-        print_json({"model": str(result.folder), "time_s": round(result.time_s, 3), "metrics": result.metrics})
+        print_json({"model": str(result.folder), "time_s": round(result.time_s, 3), "metrics": result.metrics,
+                    **({"off_topic": result.off_topic} if result.off_topic is not None else {})})
     elif not quiet:
         typer.echo(f"trained {model} in {result.time_s:.1f} s -> {result.folder}")
         for split, scores in result.metrics.items():
             metrics_tables(scores, title=split)
+        for split, gate in (result.off_topic or {}).items():
+            typer.echo(f"off-topic gate on {split}: precision {gate['precision']:.3f}, recall {gate['recall']:.3f}, "
+                       f"{gate['false_flags']} of {gate['on_topic']} on-topic comments flagged "
+                       f"(threshold {gate['threshold']:.3f})")
