@@ -48,7 +48,7 @@ def predict(
 
     >>> frame = predict("models/tfidf-logreg", ["Sign it already.", "Only with monitors."], review_below=0.6)
     >>> list(frame.columns), len(frame)
-    (['label', 'confidence', 'p_conditional', 'p_skeptical', 'p_supportive', 'needs_review'], 2)
+    (['label', 'confidence', 'p_conditional', 'p_skeptical', 'p_supportive', 'needs_review', 'review_reason'], 2)
     """
     from .persist import load_model
 
