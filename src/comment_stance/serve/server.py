@@ -1,0 +1,29 @@
+"""Running the app: load the model once, build the app, hand it to uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def build(model: str | Path, *, targets=None, db=":memory:", api_key_file=None, review_below=0.6, max_batch=64,
+          batch_wait_ms=5.0, max_body_bytes=1_000_000, max_comments=100, max_chars=20_000,
+          max_upload_bytes=50 * 1024 * 1024, threads=None, batch_size=None, quantize=None) -> Any:
+    """The app for a model folder, with the options of ``stance serve``."""
+    from ..persist import load_model
+    from .app import Limits, create_app
+
+    estimator = load_model(model, threads=threads, quantize=quantize, inference_batch_size=batch_size)
+    limits = Limits(max_body_bytes=max_body_bytes, max_comments=max_comments, max_chars=max_chars,
+                    max_upload_bytes=max_upload_bytes)
+    return create_app(estimator, model_dir=model, targets=targets, db=db, api_keys=api_key_file, limits=limits,
+                      max_batch=max_batch, batch_wait_ms=batch_wait_ms, review_below=review_below)
+
+
+def run(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, root_path: str = "",
+        log_level: str = "info", **options: Any) -> None:
+    import uvicorn
+
+    app = build(model, **options)
+    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level=log_level,
+                proxy_headers=True, server_header=False)
