@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from string import Template
@@ -262,7 +263,13 @@ def create_app(
     scorer = Scorer(model, targets=target_map, review_below=review_below, store=store)
     batcher = Batcher(scorer, max_batch=max_batch, wait_ms=batch_wait_ms)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        batcher.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="stance",
         version=__version__,
         description="Scores the stance of reader comments toward a pact, and a review desk for moderators. "
@@ -575,9 +582,5 @@ def create_app(
         return targets_body()
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        batcher.close()
 
     return app
