@@ -210,6 +210,14 @@ class _BodyLimit:
         return await self.app(scope, replay, send)
 
 
+def _printable(text: str | None, limit: int = 600) -> str | None:
+    """A message safe to send: undecodable bytes shown as escapes, and not endless."""
+    if text is None:
+        return None
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 async def _too_large(send, limit: int, upload: bool) -> None:
     what = "upload" if upload else "request body"
     flag = "--max-upload-bytes" if upload else "--max-body-bytes"
@@ -283,7 +291,8 @@ def create_app(
 
     # -- errors: always one JSON shape, a 4xx a person can act on, never a traceback ---------------
     def error(status: int, message: str, hint: str | None = None) -> JSONResponse:
-        return JSONResponse({"error": {"status": status, "message": message, "hint": hint}}, status_code=status)
+        return JSONResponse({"error": {"status": status, "message": _printable(message), "hint": _printable(hint)}},
+                            status_code=status)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):

@@ -41,7 +41,7 @@ class Batcher:
         self.run = run
         self.max_batch = max_batch
         self.wait_s = wait_ms / 1000
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stance-model")
+        self._pool: ThreadPoolExecutor | None = None
         self.calls = 0           # model calls made
         self.items = 0           # items scored
         self._queue: asyncio.Queue[_Job] | None = None
@@ -57,6 +57,13 @@ class Batcher:
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(items, future))
         return await future
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The one model thread (made again after :meth:`close`, e.g. when an app is started twice)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stance-model")
+        return self._pool
 
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` in the model thread (for work that must not overlap a batch, e.g. uploads)."""
@@ -128,4 +135,7 @@ class Batcher:
                 self._worker.cancel()
             except RuntimeError:  # its loop is already closed
                 pass
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._worker = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
