@@ -166,10 +166,10 @@
     body.textContent = "";
     head.appendChild(el("tr", {}, [el("th", { text: "Article" })].concat(
       data.labels.map(function (l) { return el("th", { text: l }); }),
-      [el("th", { text: "pending" }), el("th", { text: "errors" })])));
+      [el("th", { text: "to do" }), el("th", { text: "errors" })])));
     data.articles.forEach(function (a) {
       body.appendChild(el("tr", { "data-article": a.article_id === null ? "" : a.article_id }, [
-        el("td", { text: a.article || a.article_id || "(none)" })].concat(
+        el("td", { text: a.article_id === null ? "(no article id)" : (a.article || a.article_id) })].concat(
         data.labels.map(function (l) { return el("td", { class: "n", "data-label": l, text: String(a.stances[l] || 0) }); }),
         [el("td", { class: "n", text: String(a.pending) }), el("td", { class: "n", text: String(a.errors) })])));
     });
