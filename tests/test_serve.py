@@ -426,3 +426,40 @@ def test_cli_new_key_and_bad_options(tmp_path):
     assert read_key_file(path) == [hash_key(key)]
     r = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--max-batch", "0"])
     assert r.exit_code == 1 and "--max-batch" in r.output
+
+
+def test_stance_serve_runs_and_keeps_decisions(model_dir, tmp_path):
+    """The real command: a server process on 127.0.0.1 that scores, stores, and stops cleanly."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "desk.sqlite"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from comment_stance.cli import main; main()", "serve", "--model", str(model_dir),
+         "--port", str(port), "--db", str(db), "--log-level", "warning"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "stance serve did not become ready"
+            time.sleep(0.2)
+        r = httpx.post(url + "/v1/queue", json={"comments": [{"id": "s1", "text": "Sign it."}]})
+        assert r.status_code == 200 and r.json()["results"][0]["label"]
+        assert httpx.post(url + "/v1/decisions", json={"id": "s1", "label": "skeptical"}).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(20)
+    import sqlite3
+
+    with sqlite3.connect(db) as con:  # acknowledged before the process was stopped: it is in the file
+        assert con.execute("SELECT decision FROM comments WHERE id='s1'").fetchone() == ("skeptical",)

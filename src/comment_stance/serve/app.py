@@ -7,6 +7,7 @@ files.
 """
 
 import hashlib
+from html import escape
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -39,6 +41,8 @@ log = logging.getLogger("comment_stance.serve")
 #: bumped whenever the page's script or style changes: the file names carry it, so a browser
 #: never mixes an old cached script with a new page
 ASSET_VERSION = "1"
+#: rows of an uploaded export scored at a time (API requests are served between chunks)
+UPLOAD_CHUNK = 500
 HERE = Path(__file__).parent
 
 
@@ -386,7 +390,8 @@ def create_app(
                 seen.add(key)
         results = await batcher.submit(records)
         if queue:
-            store.add({**r, "source": "api", "model": model_ref["version"]} for r in results)
+            rows = [{**r, "source": "api", "model": model_ref["version"]} for r in results]
+            await run_in_threadpool(store.add, rows)  # committed to disk before the answer, off the event loop
         return results
 
     def public(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -428,33 +433,41 @@ def create_app(
             if size == 0:
                 raise ApiError(422, f"{name}: the upload is empty", "send the file's bytes as the request body")
             try:
-                return await batcher.call(_ingest, Path(path), name, format)
+                return await _ingest(Path(path), name, format)
             except StanceError as exc:
                 raise ApiError(422, exc.message.replace(path, name), exc.hint) from None
         finally:
             Path(path).unlink(missing_ok=True)
 
-    def _ingest(path: Path, name: str, format: str | None) -> dict[str, Any]:
+    async def _ingest(path: Path, name: str, format: str | None) -> dict[str, Any]:
+        """Score and store an export chunk by chunk; API requests get the model between chunks."""
         from ..readers import detect_format
 
-        fmt = detect_format(path, format)
+        fmt = await run_in_threadpool(detect_format, path, format)
+        chunks = read_chunks(path, format=fmt, chunk_size=UPLOAD_CHUNK, max_chars=limits.max_chars)
         rows = errors = 0
         first_errors: list[str] = []
-        for chunk in read_chunks(path, format=fmt, chunk_size=1000, max_chars=limits.max_chars):
-            records = [{name_: chunk.columns[name_][i] for name_ in chunk.columns} for i in range(len(chunk))]
+        while True:
+            try:
+                chunk = await run_in_threadpool(next, chunks, None)
+            except StanceError as exc:
+                if rows:  # a file broken further down: say what was queued before the break
+                    exc.message += f" (the {rows:,} rows before it were queued; fix the file and upload it again)"
+                raise
+            if chunk is None:
+                break
+            records = [{field: chunk.columns[field][i] for field in chunk.columns} for i in range(len(chunk))]
             for record in records:
                 record["id"] = None if record.get("id") is None else str(record["id"])
-            results = scorer(records, chunk.errors, chunk.lines)
+            results = await batcher.call(scorer, records, chunk.errors, chunk.lines)
             for result, line in zip(results, chunk.lines):
+                if result["id"] is None:
+                    result["id"] = f"{name}:{chunk.unit}-{line}"
                 if result["error"]:
-                    if result["id"] is None:
-                        result["id"] = f"{name}:{chunk.unit}-{line}"
                     errors += 1
                     if len(first_errors) < 5:
                         first_errors.append(result["error"])
-                elif result["id"] is None:
-                    result["id"] = f"{name}:{chunk.unit}-{line}"
-            store.add({**r, "source": name, "model": model_ref["version"]} for r in results)
+            await run_in_threadpool(store.add, [{**r, "source": name, "model": model_ref["version"]} for r in results])
             rows += len(chunk)
         return {"file": name, "format": fmt, "rows": rows, "scored": rows - errors, "errors": errors,
                 "first_errors": first_errors}
@@ -557,7 +570,7 @@ def create_app(
 
     def page(name: str) -> HTMLResponse:
         html = templates[name].substitute(asset=ASSET_VERSION, version=__version__,
-                                          model=f"{info['name']} {info['version']}")
+                                          model=escape(f"{info['name']} {info['version']}"))
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
