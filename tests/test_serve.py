@@ -426,6 +426,16 @@ def test_cli_new_key_and_bad_options(tmp_path):
     assert read_key_file(path) == [hash_key(key)]
     r = CliRunner().invoke(app, ["serve", "--model", str(tmp_path), "--max-batch", "0"])
     assert r.exit_code == 1 and "--max-batch" in r.output
+    r = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "missing")])
+    assert r.exit_code == 1 and "no such model folder" in r.output
+
+
+def test_binds_to_localhost_by_default():
+    import inspect
+
+    from comment_stance.cli.serve import serve_cli
+
+    assert inspect.signature(serve_cli).parameters["host"].default.default == "127.0.0.1"
 
 
 def test_stance_serve_runs_and_keeps_decisions(model_dir, tmp_path):
