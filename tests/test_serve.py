@@ -473,3 +473,17 @@ def test_stance_serve_runs_and_keeps_decisions(model_dir, tmp_path):
 
     with sqlite3.connect(db) as con:  # acknowledged before the process was stopped: it is in the file
         assert con.execute("SELECT decision FROM comments WHERE id='s1'").fetchone() == ("skeptical",)
+
+
+def test_local_server_answers_only_to_local_host_names(model):
+    from comment_stance.serve.server import default_hosts
+
+    hosts = default_hosts("127.0.0.1", None)
+    with TestClient(create_app(model, allowed_hosts=hosts), base_url="http://localhost:8000") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"host": "127.0.0.1:8000"}).status_code == 200
+        assert c.get("/healthz", headers={"host": "[::1]:8000"}).status_code == 200
+        r = c.get("/v1/model", headers={"host": "evil.example:8000"})
+        assert r.status_code == 421 and "--allowed-host" in r.json()["error"]["hint"]
+    assert default_hosts("127.0.0.1", ["desk.example.org"])[-1] == "desk.example.org"
+    assert default_hosts("0.0.0.0", None) is None

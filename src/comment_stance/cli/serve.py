@@ -17,6 +17,9 @@ def serve_cli(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default answers this machine only. "
                                                           "Use 0.0.0.0 only behind a reverse proxy or with keys."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, "--allowed-host", help="Host name requests may use (repeatable). Bound to 127.0.0.1, only "
+                                     "127.0.0.1/localhost/::1 are answered unless more are given here."),
     targets: Optional[Path] = typer.Option(None, "--targets", help="JSON file mapping article ids or titles to "
                                                                     "targets (created when edited on the page)."),
     db: Path = typer.Option(Path("stance-review.sqlite"), "--db", help="SQLite file for the review queue and "
@@ -63,7 +66,7 @@ def serve_cli(
         raise DataError(f"--batch-wait-ms {batch_wait_ms} is negative", "use 0 or more")
     from ..serve.server import run
 
-    run(model, host=host, port=port, targets=targets, db=db, api_key_file=api_key_file, review_below=review_below,
+    run(model, host=host, port=port, allowed_hosts=allowed_host, targets=targets, db=db, api_key_file=api_key_file, review_below=review_below,
         max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_body_bytes=max_body_bytes, max_comments=max_comments,
         max_chars=max_chars, max_upload_bytes=max_upload_bytes, threads=threads, batch_size=batch_size,
         quantize=quantize, root_path=root_path, log_level=log_level)

@@ -168,16 +168,34 @@ def _where(loc: tuple) -> str:
     return text or "request body"
 
 
-class _BodyLimit:
-    """Pure ASGI middleware: refuses request bodies over the limit with a 413, before the app reads them."""
+#: the names a server bound to this machine only answers to (a guard against DNS rebinding)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-    def __init__(self, app: Any, limits: Limits):
+
+def _host_name(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class _BodyLimit:
+    """Pure ASGI middleware: refuses request bodies over the limit with a 413, before the app reads
+    them, and (with ``allowed_hosts``) requests for a Host the server does not answer to."""
+
+    def __init__(self, app: Any, limits: Limits, allowed_hosts: tuple[str, ...] | None = None):
         self.app = app
         self.limits = limits
+        self.allowed_hosts = {_host_name(h) for h in allowed_hosts} if allowed_hosts else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.allowed_hosts is not None:
+            host = _host_name(dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed_hosts:
+                return await _send_error(send, 421, f"this server does not answer to the host name '{host[:100]}'",
+                                         "start it with --allowed-host NAME for the name your proxy or browser uses")
         upload = scope["path"].endswith("/v1/upload")
         limit = self.limits.max_upload_bytes if upload else self.limits.max_body_bytes
         length = dict(scope.get("headers") or []).get(b"content-length")
@@ -247,6 +265,7 @@ def create_app(
     max_batch: int = 64,
     batch_wait_ms: float = 5.0,
     review_below: float | None = 0.6,
+    allowed_hosts: tuple[str, ...] | list[str] | None = None,
 ) -> FastAPI:
     """Build the service around a loaded model (or a model folder's path).
 
@@ -254,7 +273,9 @@ def create_app(
     database (a path, ``":memory:"`` or a :class:`ReviewStore`); ``api_keys``: a key file's path
     or a list of ``sha256:`` digests (``None``: no keys needed); ``max_batch`` and
     ``batch_wait_ms`` set the dynamic batching (``max_batch=1`` turns it off); ``review_below``
-    is passed to the scoring core.
+    is passed to the scoring core; ``allowed_hosts`` (``None``: any) are the host names requests
+    may be addressed to (``stance serve`` on 127.0.0.1 answers to :data:`LOCAL_HOSTS` only, so a
+    web page cannot reach the desk through DNS rebinding).
     """
     if isinstance(model, (str, Path)):
         from ..persist import load_model
@@ -291,7 +312,7 @@ def create_app(
     )
     app.state.store, app.state.batcher, app.state.scorer, app.state.targets = store, batcher, scorer, target_map
     app.state.model_info, app.state.limits = info, limits
-    app.add_middleware(_BodyLimit, limits=limits)
+    app.add_middleware(_BodyLimit, limits=limits, allowed_hosts=tuple(allowed_hosts) if allowed_hosts else None)
 
     # -- errors: always one JSON shape, a 4xx a person can act on, never a traceback ---------------
     def error(status: int, message: str, hint: str | None = None) -> JSONResponse:

@@ -8,7 +8,8 @@ from typing import Any
 
 def build(model: str | Path, *, targets=None, db=":memory:", api_key_file=None, review_below=0.6, max_batch=64,
           batch_wait_ms=5.0, max_body_bytes=1_000_000, max_comments=100, max_chars=20_000,
-          max_upload_bytes=50 * 1024 * 1024, threads=None, batch_size=None, quantize=None) -> Any:
+          max_upload_bytes=50 * 1024 * 1024, threads=None, batch_size=None, quantize=None,
+          allowed_hosts=None) -> Any:
     """The app for a model folder, with the options of ``stance serve``."""
     from ..persist import load_model
     from .app import Limits, create_app
@@ -17,13 +18,24 @@ def build(model: str | Path, *, targets=None, db=":memory:", api_key_file=None, 
     limits = Limits(max_body_bytes=max_body_bytes, max_comments=max_comments, max_chars=max_chars,
                     max_upload_bytes=max_upload_bytes)
     return create_app(estimator, model_dir=model, targets=targets, db=db, api_keys=api_key_file, limits=limits,
-                      max_batch=max_batch, batch_wait_ms=batch_wait_ms, review_below=review_below)
+                      max_batch=max_batch, batch_wait_ms=batch_wait_ms, review_below=review_below,
+                      allowed_hosts=allowed_hosts)
+
+
+def default_hosts(host: str, extra: list[str] | None) -> tuple[str, ...] | None:
+    """Host names to answer to: bound to this machine only, just its local names (and any extra);
+    bound to a public address, any name unless some are given."""
+    from .app import LOCAL_HOSTS
+
+    if host in LOCAL_HOSTS:
+        return (*LOCAL_HOSTS, *(extra or []))
+    return tuple(extra) if extra else None
 
 
 def run(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, root_path: str = "",
-        log_level: str = "info", **options: Any) -> None:
+        log_level: str = "info", allowed_hosts: list[str] | None = None, **options: Any) -> None:
     import uvicorn
 
-    app = build(model, **options)
+    app = build(model, allowed_hosts=default_hosts(host, allowed_hosts), **options)
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level=log_level,
                 proxy_headers=True, server_header=False)
