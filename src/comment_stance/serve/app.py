@@ -133,6 +133,8 @@ class UploadResponse(BaseModel):
 
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422)}
+#: body types a page on another site can send without a CORS preflight
+_FORM_TYPES = ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def _model_info(model: Any, model_dir: Path | None) -> dict[str, Any]:
@@ -429,7 +431,8 @@ def create_app(
         """Score comments and put them on the review queue (a known id is scored again; its decision stays)."""
         return public(await score(request, queue=True))
 
-    @app.post("/v1/upload", response_model=UploadResponse, tags=["review"], dependencies=keyed, responses=_ERRORS,
+    @app.post("/v1/upload", response_model=UploadResponse, tags=["review"], dependencies=keyed,
+              responses={**_ERRORS, 415: {"model": ErrorResponse}},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def upload(request: Request,
@@ -439,6 +442,10 @@ def create_app(
                      ) -> dict[str, Any]:
         """Queue every comment of an export in any format `stance predict` reads (the file is the body).
         Rows that cannot be scored are kept and listed as errors."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind in _FORM_TYPES:  # what a cross-site form may send without asking: never accepted
+            raise ApiError(415, f"an upload with Content-Type '{kind}' is refused",
+                           "send the file's bytes with Content-Type: application/octet-stream")
         name = Path(filename.replace("\\", "/")).name or "upload"
         suffix = "".join(c for c in Path(name).suffix.lower() if c.isalnum() or c == ".")[:12]
         handle, path = tempfile.mkstemp(prefix="stance-upload-", suffix=suffix)
