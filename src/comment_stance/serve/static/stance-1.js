@@ -145,7 +145,7 @@
     var li = el("li", { class: "item" + (i === state.selected ? " selected" : ""), "data-id": item.id }, [
       el("div", { class: "context" }, [
         el("span", { class: "article", text: item.article || item.article_id || "no article" }),
-        el("span", { class: "target", text: item.target ? "→ " + item.target : "" })
+        el("span", { class: "target", text: item.target && item.target !== item.article ? "→ " + item.target : "" })
       ]),
       item.parent_text ? el("blockquote", { class: "parent", text: item.parent_text }) : null,
       el("p", { class: "text", text: item.text || "" }),
@@ -166,7 +166,7 @@
     body.textContent = "";
     head.appendChild(el("tr", {}, [el("th", { text: "Article" })].concat(
       data.labels.map(function (l) { return el("th", { text: l }); }),
-      [el("th", { text: "to do" }), el("th", { text: "errors" })])));
+      [el("th", { text: "pending" }), el("th", { text: "errors" })])));
     data.articles.forEach(function (a) {
       body.appendChild(el("tr", { "data-article": a.article_id === null ? "" : a.article_id }, [
         el("td", { text: a.article_id === null ? "(no article id)" : (a.article || a.article_id) })].concat(
