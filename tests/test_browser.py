@@ -199,3 +199,45 @@ def test_targets_page_edits_the_mapping(page, server):
     page.click("#save")
     page.wait_for_selector("#message:has-text('Saved')")
     assert api(server, "GET", "/v1/targets")["mapping"]["art-new"] == "Pact B"
+
+
+def test_the_page_asks_for_a_key_when_keys_are_required(browser, tmp_path):
+    """With --api-key-file the page shows a key field, and works once the key is typed in."""
+    import uvicorn
+
+    from comment_stance import load_model
+    from comment_stance.serve import create_app
+    from comment_stance.serve.keys import add_key
+    from comment_stance.training import train
+
+    train(FIXTURES / "tiny", "tfidf-logreg", tmp_path / "model")
+    key = add_key(tmp_path / "keys.txt")
+    app = create_app(load_model(tmp_path / "model"), db=tmp_path / "desk.sqlite", api_keys=tmp_path / "keys.txt")
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        assert thread.is_alive(), "the uvicorn server did not start"
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        r = httpx.post(url + "/v1/queue", json={"comments": [{"id": "key1", "text": "Sign it."}]},
+                       headers={"X-API-Key": key})
+        assert r.status_code == 200
+        context = browser.new_context(base_url=url)
+        page = context.new_page()
+        page.goto("/review")
+        page.wait_for_selector("#message:has-text('API key')")
+        assert page.locator("#api-key").is_visible()
+        assert page.locator("#queue .item").count() == 0
+        page.fill("#api-key", key)
+        page.press("#api-key", "Enter")
+        page.locator("#api-key").dispatch_event("change")
+        page.wait_for_selector('#queue .item[data-id="key1"]')
+        context.close()
+    finally:
+        srv.should_exit = True
+        thread.join(10)
