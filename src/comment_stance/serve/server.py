@@ -36,6 +36,15 @@ def run(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, root_pa
         log_level: str = "info", allowed_hosts: list[str] | None = None, **options: Any) -> None:
     import uvicorn
 
+    import sys
+
     app = build(model, allowed_hosts=default_hosts(host, allowed_hosts), **options)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"stance serve: {app.state.model_info['name']} {app.state.model_info['version']}; "
+          f"review page http://{shown}:{port}{root_path}/review, API http://{shown}:{port}{root_path}/v1/score",
+          file=sys.stderr)
+    if host not in ("127.0.0.1", "localhost", "::1") and not options.get("api_key_file"):
+        print(f"warning: listening on {host} without --api-key-file: anyone who can reach port {port} can read "
+              "and change the review desk", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level=log_level,
                 proxy_headers=True, server_header=False)
