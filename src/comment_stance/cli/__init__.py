@@ -9,6 +9,7 @@ from . import evaluate as _evaluate
 from . import experiment as _experiment
 from . import predict as _predict
 from . import report as _report
+from . import serve as _serve
 from . import train as _train
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.command("predict")(_predict.predict_cli)
 app.add_typer(_data.app, name="data")
 app.add_typer(_experiment.app, name="experiment")
 app.command("report")(_report.report_cli)
+app.command("serve")(_serve.serve_cli)
 
 
 def main() -> None:

@@ -1,0 +1,141 @@
+"""Dynamic batching: comments of concurrent requests share one model call.
+
+Each request puts its comments on an asyncio queue and awaits a future. One worker task takes the
+first waiting request, then keeps gathering requests for at most ``wait_ms`` milliseconds or until
+``max_batch`` comments are gathered, runs the model once on all of them in a dedicated thread
+(so the event loop keeps accepting requests meanwhile), and hands each request its rows. A
+request larger than ``max_batch`` runs on its own; requests are never split, so one request's
+comments are always scored together.
+
+``max_batch=1`` turns batching off: one model call per request, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+
+@dataclass
+class _Job:
+    items: Sequence[Any]
+    future: asyncio.Future
+    queued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Gathers the items of concurrent :meth:`submit` calls into calls of ``run(items) -> results``.
+
+    ``run`` must return one result per item, in order. It is called in one worker thread, never
+    twice at the same time, so a model that is not thread-safe is safe here.
+    """
+
+    def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch: int = 64, wait_ms: float = 5.0):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if wait_ms < 0:
+            raise ValueError("wait_ms must not be negative")
+        self.run = run
+        self.max_batch = max_batch
+        self.wait_s = wait_ms / 1000
+        self._pool: ThreadPoolExecutor | None = None
+        self.calls = 0           # model calls made
+        self.items = 0           # items scored
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def submit(self, items: Sequence[Any]) -> list[Any]:
+        """Score ``items`` together with whatever else is waiting; returns their results in order."""
+        if not items:
+            return []
+        self._ensure_worker()
+        assert self._queue is not None
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(items, future))
+        return await future
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The one model thread (made again after :meth:`close`, e.g. when an app is started twice)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stance-model")
+        return self._pool
+
+    async def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func(*args)`` in the model thread (for work that must not overlap a batch, e.g. uploads)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+
+    def _ensure_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._loop is not loop:
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._work(self._queue))
+
+    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await queue.get()]
+            size = len(jobs[0].items)
+            deadline = loop.time() + self.wait_s
+            while size < self.max_batch:
+                try:
+                    job = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
+                if size + len(job.items) > self.max_batch:
+                    await self._run(jobs)      # the newcomer would overflow this batch: it starts the next
+                    jobs, size = [job], len(job.items)
+                    deadline = loop.time() + self.wait_s
+                    continue
+                jobs.append(job)
+                size += len(job.items)
+            await self._run(jobs)
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if not job.future.cancelled()]  # the client went away
+        if not jobs:
+            return
+        items = [item for job in jobs for item in job.items]
+        self.calls += 1
+        self.items += len(items)
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"the scorer returned {len(results)} results for {len(items)} items")
+        except Exception as exc:  # every waiting request learns of the failure
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        start = 0
+        for job in jobs:
+            part = results[start:start + len(job.items)]
+            start += len(job.items)
+            if not job.future.done():
+                job.future.set_result(part)
+
+    def stats(self) -> dict[str, Any]:
+        return {"max_batch": self.max_batch, "wait_ms": self.wait_s * 1000, "model_calls": self.calls,
+                "comments_scored": self.items}
+
+    def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            try:
+                self._worker.cancel()
+            except RuntimeError:  # its loop is already closed
+                pass
+        self._worker = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
