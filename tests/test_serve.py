@@ -116,7 +116,9 @@ def test_review_flags_follow_review_below(model):
         assert all(x["needs_review"] for x in c.post("/v1/score", json=comments("a", "b")).json()["results"])
     app = create_app(model, review_below=None)
     with TestClient(app) as c:
-        assert [x["needs_review"] for x in c.post("/v1/score", json=comments("a")).json()["results"]] == [None]
+        # no confidence floor: a comment with its pact is not flagged; one without is, for its target
+        results = c.post("/v1/score", json={"comments": [{"text": "a", "target": "Pact A"}, {"text": "a"}]}).json()["results"]
+        assert [(x["needs_review"], x["review_reason"]) for x in results] == [(False, None), (True, "unknown_target")]
 
 
 def test_review_columns_of_the_core_are_passed_on(model, monkeypatch):

@@ -91,7 +91,7 @@ class Scorer:
         columns["parent_id"] = parent_keys
         chunk = CommentChunk(columns, list(lines) if lines is not None else list(range(1, n + 1)),
                              list(errors) if errors is not None else [None] * n)
-        scored = score_chunk(self.model, chunk, review_below=self.review_below, recent=_Parents(known))
+        scored = score_chunk(self.model, chunk, review_below=self.review_below, recent=_Parents(known), review=True)
         probas = [proba_column(label) for label in self.labels]
         extra = [c for c in scored.columns if c not in _CORE and c not in probas]
         out = []
