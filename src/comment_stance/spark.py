@@ -178,8 +178,8 @@ def score_dataframe(
     from .batches import FrameSpec, score_frame, worker_model
 
     spark = df.sparkSession
-    for name in [text_col, id_col, *keep]:
-        if name not in df.columns and not (name == id_col and name in ("id",)):
+    for name in [text_col, *keep]:
+        if name not in df.columns:
             raise DataError(f"the DataFrame has no column '{name}' (columns: {', '.join(df.columns)})",
                             "pass the column names with text_col=, id_col=, keep=")
     if id_col not in df.columns:
@@ -202,6 +202,30 @@ def score_dataframe(
             yield score_frame(model, batch, spec)[names]
 
     return df.select(*wanted).mapInPandas(run, schema)
+
+
+class _worker_errors:
+    """Our own errors raised in a Python worker come back wrapped in Spark's exception (with a
+    JVM stack trace); unwrap them into the one-line error they were."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, StanceError):
+            return False
+        import re
+
+        found = re.findall(r"comment_stance\.errors\.(\w+): (.+)", str(exc))
+        if not found:
+            return False
+        from . import errors
+
+        name, text = found[-1]
+        message, hint = text, None
+        if text.endswith(")") and " (" in text:  # StanceError's str(): "message (hint)"
+            message, _, hint = text[:-1].rpartition(" (")
+        raise getattr(errors, name, StanceError)(message, hint) from None
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -251,7 +275,7 @@ def _partition_of(name: str) -> tuple[tuple[str, str], ...]:
 
 
 def plan_units(files: Sequence[tuple[Path, str]], *, format: str | None, columns: "Columns",
-               rows_per_task: int = ROWS_PER_TASK) -> list:
+               keep: Sequence[str] = (), rows_per_task: int = ROWS_PER_TASK) -> list:
     """One work unit per file, or per run of whole row groups for a Parquet file without parent
     ids; also decides per file whether it has an id column (see :func:`batches.score_unit`)."""
     from .batches import Unit
@@ -261,7 +285,11 @@ def plan_units(files: Sequence[tuple[Path, str]], *, format: str | None, columns
     for path, name in files:
         fmt = detect_format(path, format)
         partition = _partition_of(name)
-        has_id, parents, row_groups = _inspect(path, fmt, columns)
+        has_id, parents, row_groups, header = _inspect(path, fmt, columns)
+        if header is not None:  # a file-wide problem is reported here, before any task starts
+            from .readers import _check_header, _table_sources
+
+            _check_header(path, header, _table_sources(columns), [k for k in keep if k not in dict(partition)])
         if fmt == "parquet" and not parents and len(row_groups) > 1:
             start, group, rows = 1, [], 0
             for index, count in enumerate(row_groups):
@@ -277,8 +305,8 @@ def plan_units(files: Sequence[tuple[Path, str]], *, format: str | None, columns
     return units
 
 
-def _inspect(path: Path, fmt: str, columns: "Columns") -> tuple[bool, bool, list[int]]:
-    """(has an id column, has a parent-id column, rows per row group) of a file, from its header."""
+def _inspect(path: Path, fmt: str, columns: "Columns") -> tuple[bool, bool, list[int], list[str] | None]:
+    """(has an id column, has a parent-id column, rows per row group, header) of a file."""
     import csv
     import json
 
@@ -291,12 +319,15 @@ def _inspect(path: Path, fmt: str, columns: "Columns") -> tuple[bool, bool, list
             raise DataError(f"{path}: cannot read Parquet ({exc})", "check that the file is complete") from None
         names = set(source.schema_arrow.names)
         groups = [source.metadata.row_group(i).num_rows for i in range(source.metadata.num_row_groups)]
-        return columns.id in names, columns.parent_id in names, groups
+        return columns.id in names, columns.parent_id in names, groups, list(source.schema_arrow.names)
     if fmt in ("csv", "tsv"):
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-            header = next(csv.reader(handle, delimiter="," if fmt == "csv" else "\t"), [])
-        names = {h.strip() for h in header}
-        return columns.id in names, columns.parent_id in names, []
+            try:
+                header = [h.strip() for h in next(csv.reader(handle, delimiter="," if fmt == "csv" else "\t"), [])]
+            except csv.Error:
+                header = None  # the reader names the problem
+        names = set(header or ())
+        return columns.id in names, columns.parent_id in names, [], header
     if fmt == "jsonl":
         with open(path, "rb") as handle:
             for line in handle:
@@ -306,9 +337,9 @@ def _inspect(path: Path, fmt: str, columns: "Columns") -> tuple[bool, bool, list
                     except ValueError:
                         record = {}
                     record = record if isinstance(record, dict) else {}
-                    return columns.id in record, True, []
-        return True, True, []
-    return True, True, []  # platform exports carry their own ids
+                    return columns.id in record, True, [], None
+        return True, True, [], None
+    return True, True, [], None  # platform exports carry their own ids
 
 
 def predict_files(
@@ -330,6 +361,7 @@ def predict_files(
     spark: "SparkSession | None" = None,
     distribute: bool = True,
     rows_per_task: int = ROWS_PER_TASK,
+    runtime: dict[str, Any] | None = None,
     _on_batch: Callable | None = None,
 ) -> dict[str, Any]:
     """Score files with Spark into the folder ``out`` (one part file per task), as
@@ -356,14 +388,14 @@ def predict_files(
     files = expand_inputs(inputs)
     if any(out.resolve() == p or out.resolve() in p.parents for p, _ in files):
         raise OutputError(f"{out}: is (or holds) an input file", "write the scores somewhere else")
-    units = plan_units(files, format=format, columns=columns, rows_per_task=rows_per_task)
+    units = plan_units(files, format=format, columns=columns, keep=keep, rows_per_task=rows_per_task)
     started = time.perf_counter()
     spark = spark or spark_session(master, conf)
     shipment = _ModelShipment(spark, model_dir, distribute=distribute)
     schema, names = _output_schema(shipment.labels, keep, review_below)
     spec = UnitSpec(columns=asdict(columns), keep=tuple(keep), target=target, review_below=review_below,
                     chunk_size=chunk_size, max_chars=max_chars, text_kept=True)
-    settings = {"threads": shipment.threads}
+    settings = {"threads": shipment.threads, **(runtime or {})}
     csv_out = out_format == "csv"
 
     def run(batches):
@@ -388,7 +420,8 @@ def predict_files(
         writer = writer.option("ignoreNullFields", "false")
     if csv_out:
         writer = writer.option("header", "true").option("escape", '"')
-    writer.save(str(partial))
+    with _worker_errors():
+        writer.save(str(partial))
     if not (partial / "_SUCCESS").exists():
         raise OutputError(f"{partial}: Spark finished without _SUCCESS", "rerun the job; the output is incomplete")
     summary = _summarize(spark, partial, out_format, schema, shipment.labels, review_below)
@@ -457,7 +490,7 @@ def evaluate_files(
     _pyspark()
     columns = columns or Columns()
     files = expand_inputs(inputs)
-    units = plan_units(files, format=format, columns=columns)
+    units = plan_units(files, format=format, columns=columns, keep=[columns.label])
     spark = spark or spark_session(master, conf)
     shipment = _ModelShipment(spark, model_dir, distribute=distribute)
     keep = [columns.label, "target"]
@@ -476,10 +509,11 @@ def evaluate_files(
     scored = spark.range(0, len(units), 1, numPartitions=max(len(units), 1)).mapInPandas(run, schema)
     known = list(shipment.labels)
     problem = (F.col("error").isNotNull() | F.col(gold).isNull() | ~F.col(gold).isin(known))
-    counts = (scored.withColumn("bad", problem)
-              .groupBy("bad", F.coalesce(F.col("target"), F.lit("")).alias("t"), F.col(gold).alias("gold"),
-                       F.col("label").alias("pred"))
-              .count().collect())
+    with _worker_errors():
+        counts = (scored.withColumn("bad", problem)
+                  .groupBy("bad", F.coalesce(F.col("target"), F.lit("")).alias("t"), F.col(gold).alias("gold"),
+                           F.col("label").alias("pred"))
+                  .count().collect())
     bad = [r for r in counts if r["bad"]]
     if bad:
         first = (scored.where(problem).select("id", gold, "error").limit(1).collect())[0]
