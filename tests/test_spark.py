@@ -30,6 +30,8 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):  # pragma: 
 
 from comment_stance import spark as cspark  # noqa: E402
 
+pytestmark = [pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 runner = CliRunner()
 MAX_CHARS = 400
 

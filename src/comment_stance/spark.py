@@ -56,6 +56,8 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None,
 
     builder = SparkSession.builder.appName(app_name).master(master)
     options = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS), **(conf or {})}
+    # BLAS/OpenMP threads per Python worker: its task's cores (Spark's default: all the executor's)
+    options.setdefault("spark.executorEnv.OMP_NUM_THREADS", options.get("spark.task.cpus", "1"))
     if master.startswith("local") and "spark.pyspark.python" not in options and not os.environ.get("PYSPARK_PYTHON"):
         import sys
 
