@@ -261,3 +261,17 @@ def test_transformer_matches_stance_predict(spark, inputs, tmp_path_factory, tmp
     summary = cspark.predict_files([inputs], folder, out, spark=spark, max_chars=MAX_CHARS, rows_per_task=5)
     assert summary["rows"] == 42
     _same(pd.read_parquet(out), _expected(folder, inputs, tmp_path), 1e-5)
+
+
+def test_errors_from_workers_come_back_as_one_line():
+    from comment_stance.errors import DataError
+
+    wrapped = RuntimeError("An exception was thrown from the Python worker:\nTraceback ...\n"
+                           "comment_stance.errors.DataError: a.csv: line 3: bad row (fix the row)\n\tat org.apache...")
+    with pytest.raises(DataError) as caught:
+        with cspark._worker_errors():
+            raise wrapped
+    assert caught.value.message == "a.csv: line 3: bad row" and caught.value.hint == "fix the row"
+    with pytest.raises(KeyError):  # anything else stays as it was
+        with cspark._worker_errors():
+            raise KeyError("x")
