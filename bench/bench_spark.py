@@ -92,15 +92,17 @@ def spark_run(model: Path, source: Path, work: Path, cores: int, rows_per_task: 
                                        rows_per_task=rows_per_task)
     finally:
         session.stop()
-    return {"engine": f"spark local[{cores}]", "rows": summary["rows"], "tasks": summary["tasks"],
+    return {"engine": f"spark {summary['master']}", "rows": summary["rows"], "tasks": summary["tasks"],
             "session_start_s": round(start_up, 2), "time_s": summary["time_s"],
             "rows_per_s": summary["rows_per_s"], "rows_per_s_per_core": round(summary["rows_per_s"] / cores, 1),
             "load_before": load, "load_after": _load()}
 
 
 def compare(label: str, model: Path, rows: int, args, work: Path, runtime: dict) -> list[dict]:
-    source = write_comments(work / f"{label}.parquet", rows, args.row_group)
-    rows_per_task = args.rows_per_task or max(args.row_group, rows // (4 * max(args.cores)))
+    # at least 4 tasks per core of the largest run, so that every core has work to the end
+    row_group = max(1, min(args.row_group, -(-rows // (4 * max(args.cores)))))
+    source = write_comments(work / f"{label}.parquet", rows, row_group)
+    rows_per_task = args.rows_per_task or max(row_group, rows // (4 * max(args.cores)))
     results = [single(model, source, work, runtime)]
     for cores in args.cores:
         results.append(spark_run(model, source, work, cores, rows_per_task, args.driver_memory))
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="comments for the TF-IDF comparison")
     parser.add_argument("--transformer-rows", type=int, default=20_000, help="comments for the transformer")
     parser.add_argument("--cores", default="1,2", help="Spark local[N] core counts to measure")
-    parser.add_argument("--row-group", type=int, default=50_000, help="Parquet row-group size")
+    parser.add_argument("--row-group", type=int, default=50_000, help="largest Parquet row-group size")
     parser.add_argument("--rows-per-task", type=int, default=None, help="default: rows / (4 x most cores)")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--tfidf-model", type=Path, help="default: train tfidf-logreg on the shipped corpus")

@@ -422,8 +422,12 @@ def predict_files(
         writer = writer.option("ignoreNullFields", "false")
     if csv_out:
         writer = writer.option("header", "true").option("escape", '"')
-    with _worker_errors():
-        writer.save(str(partial))
+    try:
+        with _worker_errors():
+            writer.save(str(partial))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # what a failed job wrote is never a result
+        raise
     if not (partial / "_SUCCESS").exists():
         raise OutputError(f"{partial}: Spark finished without _SUCCESS", "rerun the job; the output is incomplete")
     summary = _summarize(spark, partial, out_format, schema, shipment.labels, review_below)
