@@ -179,6 +179,18 @@ def test_a_killed_worker_is_retried_and_every_row_comes_once(spark, model, input
     _same(got, _expected(model, inputs, tmp_path), 1e-9)
 
 
+def test_a_failed_job_leaves_no_output(spark, model, inputs, tmp_path):
+    from comment_stance.errors import DataError
+
+    def fail(unit, batch_number):
+        raise DataError(f"{unit.name}: planted failure", "nothing to fix")
+
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(DataError, match="b.csv: planted failure"):
+        cspark.predict_files([inputs / "lang=fr"], model, out, spark=spark, _on_batch=fail)
+    assert not out.exists() and not out.with_name("scores.parquet.partial").exists()
+
+
 def test_score_dataframe(spark, model, tmp_path):
     frame = _comments().iloc[:12][["id", "text", "target", "author"]].copy()
     frame["n"] = range(len(frame))
