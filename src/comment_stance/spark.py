@@ -127,12 +127,12 @@ def _output_schema(labels: Sequence[str], keep: Sequence[str], review_below: flo
                    kept_types: dict[str, Any] | None = None):
     """The Spark schema of scored output: :func:`comment_stance.scoring.output_columns`, whose
     typed columns map to Spark types; kept columns take ``kept_types`` (default: string)."""
-    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
+    from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType
 
     from .scoring import output_columns
 
     names, types = output_columns(labels, keep, review_below)
-    spark_types = {"str": StringType(), "float": DoubleType(), "bool": BooleanType()}
+    spark_types = {"str": StringType(), "float": DoubleType(), "bool": BooleanType(), "int": LongType()}
     kept_names = [k for k in dict.fromkeys(keep) if k != "id"]
     kept_out = dict(zip(names[1:1 + len(kept_names)], kept_names))
     fields = []
