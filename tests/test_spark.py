@@ -200,7 +200,20 @@ def test_score_dataframe(spark, model, tmp_path):
     df = spark.createDataFrame(frame).repartition(3)
     scored = cspark.score_dataframe(df, model, keep=["n", "author"], review_below=0.5, max_chars=MAX_CHARS)
     assert dict(scored.dtypes)["n"] == "bigint"  # kept columns keep their Spark type
-    got = scored.toPandas()
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "2")  # 6 batches over 3 tasks
+    try:
+        got = scored.toPandas()
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cspark.ARROW_BATCH_ROWS))
+
+    def loads(batches):  # in the (reused) Python workers that just scored: how often was a model loaded?
+        from comment_stance.batches import LOADS
+
+        for _ in batches:
+            yield pd.DataFrame({"pid": [os.getpid()], "loads": [LOADS["count"]]})
+
+    per_worker = spark.range(0, 4, 1, numPartitions=4).mapInPandas(loads, "pid long, loads long").toPandas()
+    assert per_worker["loads"].max() <= 1  # once per worker (every test here uses the same TF-IDF model)
     assert len(got) == 12 and sorted(got["n"]) == list(range(12))
     missing = got[got["id"].isna()]
     assert missing["error"].tolist() == ["row without id: no id (give every row an id)"]
