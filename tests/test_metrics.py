@@ -156,3 +156,17 @@ def test_cohen_kappa_by_hand_and_against_sklearn():
     b = [v if rng.random() < 0.7 else "q" for v in a]
     assert cohen_kappa(a, b)["overall"] == pytest.approx(cohen_kappa_score(a, b))
     assert cohen_kappa(a, b)["per_label"]["p"] == pytest.approx(cohen_kappa_score([v == "p" for v in a], [v == "p" for v in b]))
+
+
+def test_score_counts_equals_score_interval_included():
+    """The distributed path (confusion counts only) gives score()'s numbers, bootstrap interval too."""
+    from comment_stance.metrics import confusion, score, score_counts
+
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c"]
+    y_true = list(rng.choice(labels, 500))
+    y_pred = [t if rng.random() < 0.7 else rng.choice(labels) for t in y_true]
+    direct = score(y_true, y_pred, labels, n_resamples=300, seed=5)
+    counted = score_counts(confusion(y_true, y_pred, labels), labels, n_resamples=300, seed=5)
+    for key in ("n", "accuracy", "macro_f1", "weighted_f1", "per_class", "confusion", "macro_f1_ci"):
+        assert counted[key] == direct[key], key

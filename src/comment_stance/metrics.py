@@ -210,6 +210,22 @@ def _resample_counts(weights: np.ndarray, n: int, n_resamples: int, seed: int, d
         yield start, rng.multinomial(n, p, size=min(block, n_resamples - start))
 
 
+
+def _resampled_macro_f1_of_counts(matrix: np.ndarray, *, n_resamples: int, seed: int) -> np.ndarray:
+    """Macro-F1 on each bootstrap resample, from a confusion matrix alone. The distinct rows of
+    (gold, prediction) are the non-empty cells, in the order :func:`resampled_macro_f1` finds
+    them, so the draws, and the interval, equal :func:`bootstrap_ci`'s on the same comments."""
+    k = matrix.shape[0]
+    flat = np.asarray(matrix, dtype=np.int64).ravel()
+    present = np.flatnonzero(flat)
+    weights = flat[present]
+    out = np.empty(n_resamples)
+    for start, counts in _resample_counts(weights, int(weights.sum()), n_resamples, seed, None, None):
+        cells = np.zeros((len(counts), k * k))
+        cells[:, present] = counts
+        out[start:start + len(counts)] = _f1_from_confusion(cells.reshape(-1, k, k))[2].mean(axis=1)
+    return out
+
 def score(
     y_true: Sequence[str],
     y_pred: Sequence[str],
@@ -237,30 +253,8 @@ def score(
     if unknown:
         raise DataError(f"label '{unknown[0]}' is not one of {labels}", "use the model's labels")
     matrix = confusion(y_true, y_pred, labels)
-    precision, recall, f1 = _f1_from_confusion(matrix)
-    support = matrix.sum(axis=1)
-    result: dict[str, Any] = {
-        "n": len(y_true),
-        "accuracy": float(np.trace(matrix) / matrix.sum()),
-        "macro_f1": float(f1.mean()),  # over all of labels, as macro_f1()
-        "macro_f1_ci": list(bootstrap_ci(y_true, y_pred, labels, n_resamples=n_resamples, seed=seed))
-        if n_resamples
-        else None,
-        "weighted_f1": float((f1 * support).sum() / support.sum()),
-        "per_class": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                    "support": int(support[i])}
-            for i, label in enumerate(labels)
-        },
-        "confusion": {"labels": labels, "matrix": matrix.tolist()},
-    }
-    if polar:
-        missing = [p for p in polar if p not in labels]
-        if len(polar) != 2 or missing:
-            raise DataError(f"--polar needs two of the labels {labels}, got {list(polar)}",
-                            "for example --polar FAVOR,AGAINST")
-        result["f_avg"] = f_avg(y_true, y_pred, polar, labels)
-        result["polar"] = list(polar)
+    ci = list(bootstrap_ci(y_true, y_pred, labels, n_resamples=n_resamples, seed=seed)) if n_resamples else None
+    result = _point_metrics(matrix, labels, ci=ci, polar=polar)
     if targets is not None and any(targets):
         per_target = {}
         targets = [t or "(none)" for t in targets]
@@ -269,6 +263,75 @@ def score(
             sub = score([y_true[i] for i in idx], [y_pred[i] for i in idx], labels, polar=polar, n_resamples=0)
             per_target[target] = {k: sub[k] for k in ("n", "accuracy", "macro_f1", "f_avg") if k in sub}
         result["per_target"] = per_target
+    return result
+
+
+def _point_metrics(matrix: np.ndarray, labels: Sequence[str], *, ci: list[float] | None,
+                   polar: Sequence[str] | None) -> dict[str, Any]:
+    """Every metric of :func:`score` but the per-target ones, from a confusion matrix."""
+    precision, recall, f1 = _f1_from_confusion(matrix)
+    support = matrix.sum(axis=1)
+    result: dict[str, Any] = {
+        "n": int(matrix.sum()),
+        "accuracy": float(np.trace(matrix) / matrix.sum()),
+        "macro_f1": float(f1.mean()),  # over all of labels, as macro_f1()
+        "macro_f1_ci": ci,
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(support[i])}
+            for i, label in enumerate(labels)
+        },
+        "confusion": {"labels": list(labels), "matrix": matrix.tolist()},
+    }
+    if polar:
+        missing = [p for p in polar if p not in labels]
+        if len(polar) != 2 or missing:
+            raise DataError(f"--polar needs two of the labels {list(labels)}, got {list(polar)}",
+                            "for example --polar FAVOR,AGAINST")
+        result["f_avg"] = float(np.mean([f1[list(labels).index(p)] for p in polar]))
+        result["polar"] = list(polar)
+    return result
+
+
+def score_counts(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    *,
+    polar: Sequence[str] | None = None,
+    per_target: dict[str, Sequence[Sequence[int]]] | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The metrics of :func:`score` from confusion counts (rows true, columns predicted, in the
+    order of ``labels``), e.g. counted by a distributed engine; ``per_target`` holds one matrix
+    per target. Point metrics equal :func:`score`'s on the same predictions, and so does the
+    macro-F1 interval: it is the same multinomial bootstrap over the confusion cells, with the same
+    draws for the same seed. Its method is named in ``macro_f1_ci_method``.
+
+    >>> s = score_counts([[1, 1], [0, 2]], ["a", "b"], n_resamples=0)
+    >>> s["accuracy"], round(s["macro_f1"], 4)
+    (0.75, 0.7333)
+    """
+    labels = list(labels)
+    matrix = np.asarray(matrix, dtype=np.int64)
+    n = int(matrix.sum())
+    if not n:
+        raise DataError("nothing to evaluate: no labelled comments", "check the evaluation data")
+    ci = None
+    if n_resamples:
+        scores = _resampled_macro_f1_of_counts(matrix, n_resamples=n_resamples, seed=seed)
+        alpha = (1 - confidence) / 2
+        ci = [float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))]
+    result = _point_metrics(matrix, labels, ci=ci, polar=polar)
+    result["macro_f1_ci_method"] = "multinomial bootstrap over the confusion counts" if n_resamples else None
+    if per_target and len(per_target) and not (len(per_target) == 1 and "(none)" in per_target):
+        result["per_target"] = {
+            target: {k: v for k, v in _point_metrics(np.asarray(m, dtype=np.int64), labels, ci=None, polar=polar
+                                                     ).items() if k in ("n", "accuracy", "macro_f1", "f_avg")}
+            for target, m in sorted(per_target.items())
+        }
     return result
 
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import DataError, OutputError
+from ._spark import ENGINE, MASTER, SPARK_CONF, check_engine
 from ._util import ID_COL, JSON_OUT, QUIET, TARGET_COL, TEXT_COL, cli_errors, print_json
 
 # kept in step with comment_stance.readers.INPUT_FORMATS, MAX_CHARS and scoring.DEFAULT_CHUNK_SIZE
@@ -17,9 +18,10 @@ _FORMATS = "csv, tsv, jsonl, parquet, disqus, wordpress, reddit, article"
 
 @cli_errors
 def predict_cli(
-    input: Optional[str] = typer.Argument(
+    inputs: Optional[list[str]] = typer.Argument(
         None, help="File to score (CSV/TSV, JSONL, Parquet, Disqus XML, WordPress WXR, Reddit NDJSON, "
-                   "article page .txt), or - for one comment on stdin."),
+                   "article page .txt), or - for one comment on stdin; with --engine spark, files, "
+                   "folders and glob patterns."),
     model: Path = typer.Option(..., "--model", "-m", help="Model folder written by 'stance train'."),
     text: Optional[str] = typer.Option(None, "--text", "-t", help="Score this one comment."),
     out: Optional[Path] = typer.Option(
@@ -47,14 +49,31 @@ def predict_cli(
     id_col: str = ID_COL,
     json_out: bool = JSON_OUT,
     quiet: bool = QUIET,
+    engine: str = ENGINE,
+    master: str = MASTER,
+    spark_conf: Optional[list[str]] = SPARK_CONF,
 ) -> None:
     """Score comments: one given with --text or on stdin, or a whole file or platform export.
 
     A file is streamed in chunks; every input row appears once in the output, in input order,
     with label, confidence, one p_<label> column per label and, for rows that cannot be scored,
     an error. The output is written to OUT.partial and moved into place at the end; --resume
-    continues an interrupted job.
+    continues an interrupted job. With --engine spark, OUT is a folder of part files.
     """
+    if check_engine(engine):
+        from ..data import Columns
+        from . import _spark
+
+        return _spark.predict(inputs or [], model=model, out=out, text=text, resume=resume, master=master,
+                              spark_conf=spark_conf, json_out=json_out, quiet=quiet, format=format,
+                              keep=_split(keep), target=target, review_below=review_below, overwrite=overwrite,
+                              chunk_size=chunk_size, max_chars=max_chars,
+                              runtime={"quantize": quantize, "inference_batch_size": batch_size},
+                              columns=Columns(text=text_col, target=target_col, id=id_col))
+    if inputs is not None and len(inputs) > 1:
+        raise DataError(f"{len(inputs)} inputs given; stance predict scores one file at a time",
+                        "score them one by one, or use --engine spark")
+    input = inputs[0] if inputs else None
     if (text is not None) + (input is not None) != 1:
         raise DataError("give exactly one of INPUT, - or --text", "e.g. stance predict --model DIR --text 'Sign it.'")
     if resume and out is None:
