@@ -31,7 +31,7 @@ def test_every_command_is_in_the_readme():
 
 def test_ci_runs_the_readmes_test_command():
     ci = (REPO / ".ci" / "run").read_text()
-    ci_command = [l for l in ci.splitlines() if l.startswith("python3 -m venv")][0]
+    ci_command = [l for l in ci.splitlines() if "python3 -m venv" in l and not l.startswith("#")][0]
     assert ci_command in readme()
 
 
