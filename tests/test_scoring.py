@@ -216,10 +216,10 @@ def test_an_existing_output_is_not_overwritten(model, tmp_path):
         score_file(model, EXPORTS / "comments.csv", tmp_path / "o.xlsx")
 
 
-def test_a_broken_file_leaves_no_output_behind(model, tmp_path):
+def test_a_file_broken_before_any_row_leaves_no_output_behind(model, tmp_path):
     out = tmp_path / "o.csv"
     with pytest.raises(DataError, match="line 11"):
-        score_file(model, EXPORTS / "malformed.xml", out, chunk_size=1)
+        score_file(model, EXPORTS / "malformed.xml", out, chunk_size=100)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -333,3 +333,100 @@ def test_resume_drops_leftovers_it_cannot_continue(model, tmp_path):
     summary = score_file(model, EXPORTS / "comments.csv", out, resume=True)
     assert summary.rows == 5 and summary.resumed_rows == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv"]
+
+
+# -- issue 9 ----------------------------------------------------------------------------------------------
+def disqus_export(posts: int, threads: int = 3) -> str:
+    """A Disqus export written here by hand (not by the reader under test)."""
+    parts = ['<?xml version="1.0" encoding="utf-8"?>\n<disqus xmlns="http://disqus.com" '
+             'xmlns:dsq="http://disqus.com/disqus-internals">\n']
+    for t in range(threads):
+        parts.append(f'  <thread dsq:id="t{t}">\n    <title>Pact {t}</title>\n  </thread>\n')
+    for i in range(posts):
+        words = ["Sign it now.", "Only with monitors.", "Toothless."][i % 3]
+        parts.append(f'  <post dsq:id="p{i}">\n    <message><![CDATA[<p>Comment {i}: {words}</p>]]></message>\n'
+                     f'    <thread dsq:id="t{i % threads}"/>\n  </post>\n')
+    parts.append("</disqus>\n")
+    return "".join(parts)
+
+
+def test_an_export_cut_short_keeps_what_was_scored_and_resumes(model, tmp_path):
+    whole = disqus_export(300)
+    source = tmp_path / "export.xml"
+    source.write_text(whole[: whole.index('<post dsq:id="p250">') + 30])  # cut in the middle of post 250
+    out = tmp_path / "o.csv"
+    with pytest.raises(DataError, match="malformed XML") as err:
+        score_file(model, source, out, chunk_size=20)
+    kept = int(json.loads((tmp_path / "o.csv.partial.json").read_text())["rows_done"])
+    assert 200 <= kept <= 250 and f"{kept:,} rows scored before it are kept" in str(err.value)
+    assert "--resume" in err.value.hint and not out.exists()
+    # the same input again: the same error, and nothing already scored is lost
+    with pytest.raises(DataError, match="malformed XML"):
+        score_file(model, source, out, chunk_size=20, resume=True)
+    assert int(json.loads((tmp_path / "o.csv.partial.json").read_text())["rows_done"]) == kept
+    assert not out.exists()
+    # the complete export: the job continues from where it stopped
+    source.write_text(whole)
+    summary = score_file(model, source, out, chunk_size=20, resume=True)
+    assert summary.resumed_rows == kept and summary.rows == 300
+    reference = tmp_path / "reference.csv"
+    score_file(model, source, reference, chunk_size=20)
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_a_fixed_input_that_changes_scored_rows_is_refused(model, tmp_path):
+    whole = disqus_export(300)
+    source = tmp_path / "export.xml"
+    source.write_text(whole[: whole.index('<post dsq:id="p250">') + 30])
+    out = tmp_path / "o.csv"
+    with pytest.raises(DataError):
+        score_file(model, source, out, chunk_size=20)
+    source.write_text(whole.replace("Comment 3:", "Changed 3:"))
+    with pytest.raises(OutputError, match="the rows already scored differ"):
+        score_file(model, source, out, chunk_size=20, resume=True)
+
+
+def test_resume_refuses_other_runtime_settings(model_dir, tmp_path):
+    source = big_csv(tmp_path / "in.csv")
+    out = tmp_path / "out.csv"
+    with pytest.raises(Interrupt):
+        score_file(model_dir, source, out, chunk_size=40, progress=interrupt_after(2))
+    for runtime in ({"quantize": "int8"}, {"max_length": 64}):
+        fake = cs.load_model(model_dir)
+        fake.get_params = lambda deep=False, extra=runtime, real=fake.get_params: {**real(deep=deep), **extra}
+        with pytest.raises(OutputError, match="cannot resume: the model's runtime settings changed") as err:
+            score_file(fake, source, out, chunk_size=40, resume=True)
+        assert "--overwrite" in err.value.hint
+    summary = score_file(model_dir, source, out, chunk_size=40, resume=True)
+    assert summary.resumed_rows == 80 and summary.rows == 250
+
+
+def test_runtime_settings_that_do_not_change_scores_do_not_block_resume(model_dir, tmp_path):
+    from comment_stance.scoring import _runtime_fingerprint
+
+    model = cs.load_model(model_dir)
+    base = _runtime_fingerprint(model)
+    fake = cs.load_model(model_dir)
+    fake.get_params = lambda deep=False, real=fake.get_params: {**real(deep=deep), "threads": 3,
+                                                                "inference_batch_size": 7}
+    assert _runtime_fingerprint(fake) == base
+    fake.get_params = lambda deep=False, real=fake.get_params: {**real(deep=deep), "quantize": "int8"}
+    assert _runtime_fingerprint(fake) != base
+
+
+def test_encoding_option(model, tmp_path):
+    source = tmp_path / "cp1252.csv"
+    source.write_bytes("id,text\na,Caf\u00e9 \u2013 sign it\nb,Fine.\n".encode("cp1252"))
+    summary = score_file(model, source, tmp_path / "o.csv")
+    assert summary.errors == 1 and "--encoding" in summary.first_errors[0]
+    summary = score_file(model, source, tmp_path / "p.csv", encoding="cp1252", keep=["text"])
+    assert summary.errors == 0
+    assert pd.read_csv(tmp_path / "p.csv")["text"].tolist() == ["Caf\u00e9 \u2013 sign it", "Fine."]
+
+
+def test_warnings_reach_the_summary(model, tmp_path):
+    source = tmp_path / "broken.csv"
+    source.write_text("id,text\na,Fine.\nb,\"broken\n" + "".join(f"c{i},Comment {i}.\n" for i in range(200)))
+    summary = score_file(model, source, tmp_path / "o.csv")
+    assert summary.rows == 2
+    assert summary.warnings == [f"{source}: line 3: one record spans 201 lines (an unbalanced quote?)"]
