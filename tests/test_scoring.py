@@ -430,3 +430,14 @@ def test_warnings_reach_the_summary(model, tmp_path):
     summary = score_file(model, source, tmp_path / "o.csv")
     assert summary.rows == 2
     assert summary.warnings == [f"{source}: line 3: one record spans 201 lines (an unbalanced quote?)"]
+
+
+def test_a_lone_carriage_return_in_a_cell_is_quoted(model, tmp_path):
+    """Found by the property tests: the csv module quotes "\\n" but not a lone "\\r", which every
+    CSV reader takes as the end of a line (one row became two)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "one\rtwo"}) + "\n" + json.dumps({"id": "b", "text": "ok"}) + "\n")
+    score_file(model, source, tmp_path / "o.csv", keep=["text"])
+    with open(tmp_path / "o.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["text"]) for r in rows] == [("a", "one\rtwo"), ("b", "ok")]

@@ -318,9 +318,12 @@ class _PhysicalLines:
 
     PIECE = 1 << 16
 
-    def __init__(self, text, budget: int):
+    def __init__(self, text, budget: int, delimiter: str):
         self.text = text
         self.budget = budget
+        # flips the parser between inside and outside quotes from any state: in an unquoted field
+        # the delimiter ends it and the quote opens the next; in a quoted field it is closed
+        self.flip = delimiter + '"'
         self.number = 0  # physical lines handed out so far
         self.new_record()
 
@@ -357,7 +360,7 @@ class _PhysicalLines:
         self.quotes += kept.count('"') + dropped
         self.chars = self.budget + 1
         self.cut = True
-        return kept + ('"' if dropped % 2 else "") + ending
+        return kept + (self.flip if dropped % 2 else "") + ending
 
     def skip_record(self) -> None:
         """After a parse error: read past the rest of the record (to the line where its quotes balance)."""
@@ -377,7 +380,7 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
     size = path.stat().st_size or 1
     with open(path, "rb") as binary:
         text = _text_stream(binary, encoding)
-        lines = _PhysicalLines(text, budget=(1 << 20) + 2 * max_chars)
+        lines = _PhysicalLines(text, budget=(1 << 20) + 2 * max_chars, delimiter=delimiter)
         reader = csv.reader(lines, delimiter=delimiter)
         try:
             with _field_size_limit(lines.budget + 8):

@@ -79,7 +79,16 @@ def _neutralized(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_text(frame: pd.DataFrame, *, header: bool, delimiter: str) -> str:
-    return _neutralized(frame).to_csv(None, sep=delimiter, header=header, index=False, lineterminator="\n")
+    import csv
+
+    frame = _neutralized(frame)
+    # the csv module quotes a cell holding "\n" (our line end) but not one holding a lone "\r",
+    # which every reader takes as a line end: a chunk with one quotes all its text cells
+    carriage = any(isinstance(v, str) and "\r" in v for name in frame.columns
+                   if not pd.api.types.is_numeric_dtype(frame[name].dtype)
+                   for v in frame[name].tolist())
+    return frame.to_csv(None, sep=delimiter, header=header, index=False, lineterminator="\n",
+                        quoting=csv.QUOTE_NONNUMERIC if carriage else csv.QUOTE_MINIMAL)
 
 
 def _jsonl_text(frame: pd.DataFrame) -> str:
