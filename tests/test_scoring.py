@@ -407,11 +407,12 @@ def test_runtime_settings_that_do_not_change_scores_do_not_block_resume(model_di
     model = cs.load_model(model_dir)
     base = _runtime_fingerprint(model)
     fake = cs.load_model(model_dir)
-    fake.get_params = lambda deep=False, real=fake.get_params: {**real(deep=deep), "threads": 3,
-                                                                "inference_batch_size": 7}
+    real = fake.get_params
+    fake.get_params = lambda deep=False: {**real(deep=deep), "threads": 3}
     assert _runtime_fingerprint(fake) == base
-    fake.get_params = lambda deep=False, real=fake.get_params: {**real(deep=deep), "quantize": "int8"}
-    assert _runtime_fingerprint(fake) != base
+    for setting in ({"quantize": "int8"}, {"inference_batch_size": 7}, {"max_length": 64}):
+        fake.get_params = lambda deep=False, setting=setting: {**real(deep=deep), **setting}
+        assert _runtime_fingerprint(fake) != base, setting
 
 
 def test_encoding_option(model, tmp_path):
