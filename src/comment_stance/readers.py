@@ -199,9 +199,24 @@ def _over(name: str, max_chars: int) -> str:
     return f"{name} is over the limit of {max_chars} characters"
 
 
+def _cut_long(fields: dict[str, Any], kept: list, extra: list[str], max_chars: int) -> str | None:
+    """Cut the fields of one record to ``max_chars`` as it is read, so that a chunk never holds
+    more; returns the problem (the first field over the limit) or ``None``. Readers call it only
+    when the record's size says a field may be over the limit, which keeps the common case cheap."""
+    problem = None
+    for name, value in fields.items():
+        if type(value) is str and len(value) > max_chars:
+            problem = problem or f"{name} is {len(value)} characters, over the limit of {max_chars}"
+            fields[name] = value[:max_chars]
+    for j, value in enumerate(kept):
+        if type(value) is str and len(value) > max_chars:
+            problem = problem or f"{extra[j]} is {len(value)} characters, over the limit of {max_chars}"
+            kept[j] = value[:max_chars]
+    return problem
+
+
 class _Batch:
-    """Collects records and validates them, column by column, into a :class:`CommentChunk`.
-    Fields over the limit are cut as each record arrives, so a chunk never holds more."""
+    """Collects records and validates them, column by column, into a :class:`CommentChunk`."""
 
     def __init__(self, keep: list[str], unit: str, max_chars: int, encoding: str | None = None):
         self.keep = keep
@@ -213,10 +228,9 @@ class _Batch:
     def _reset(self) -> None:
         self.columns: dict[str, list] = {name: [] for name in (*CANONICAL, *self.keep)}
         self._canonical = [(name, self.columns[name]) for name in CANONICAL]
-        self._kept = [(name, self.columns[name]) for name in self.keep]
+        self._kept = [self.columns[name] for name in self.keep]
         self.lines: list[int] = []
         self.errors: list[str | None] = []
-        self.too_long: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -225,22 +239,12 @@ class _Batch:
         """``fields``: canonical values; ``kept``: values of the non-canonical kept columns;
         ``error``: a problem found while parsing (the record is still kept)."""
         get = fields.get
-        limit = self.max_chars
         for name, column in self._canonical:
-            value = get(name)
-            if type(value) is str and len(value) > limit:
-                value = self._cut(name, value)
-            column.append(value)
-        for (name, column), value in zip(self._kept, kept):
-            if type(value) is str and len(value) > limit:
-                value = self._cut(name, value)
+            column.append(get(name))
+        for column, value in zip(self._kept, kept):
             column.append(value)
         self.lines.append(line)
         self.errors.append(error)
-
-    def _cut(self, name: str, value: str) -> str:
-        self.too_long.setdefault(len(self.lines), f"{name} is {len(value)} characters, over the limit of {self.max_chars}")
-        return value[: self.max_chars]  # the output holds at most the limit
 
     def emit(self, progress: float | None, warnings: list[str] | None = None) -> CommentChunk:
         columns, lines = self.columns, self.lines
@@ -248,22 +252,23 @@ class _Batch:
         # every record has a string id: its own, or the line it starts on
         columns["id"] = [v if type(v) is str and v else str(line) if v is None or v == "" else str(v)
                          for v, line in zip(columns["id"], lines)]
-        limit = self.max_chars
-        for name in ("id", "parent_id", "author", "created_at", "article_id", "target"):
+        for name in ("parent_id", "author", "created_at", "article_id", "target"):
             values = columns[name]
             if any(v is not None and type(v) is not str for v in values):
-                values = columns[name] = [v if v is None or type(v) is str else str(v) for v in values]
-                for i in [i for i, v in enumerate(values) if type(v) is str and len(v) > limit]:
-                    self.too_long.setdefault(i, f"{name} is {len(values[i])} characters, over the limit of {limit}")
-                    values[i] = values[i][:limit]
+                columns[name] = [v if v is None or type(v) is str else str(v) for v in values]
         self._repair_encoding(problems)
-        for i, problem in self.too_long.items():
-            problems.setdefault(i, problem)
         for i, text in enumerate(columns["text"]):
             if type(text) is str and text and not text.isspace() or i in problems:
                 continue
             problems[i] = ("no comment text" if text is None else "empty text" if isinstance(text, str)
                            else f"text is {type(text).__name__}, not a string")
+        # readers of formats whose records can be large cut fields as they read (_cut_long);
+        # this catches the rest (XML texts, held up to a few times the limit, converted values)
+        limit = self.max_chars
+        for name, values in columns.items():
+            for i in [i for i, v in enumerate(values) if type(v) is str and len(v) > limit]:
+                problems.setdefault(i, f"{name} is {len(values[i])} characters, over the limit of {limit}")
+                values[i] = values[i][:limit]  # the output holds at most the limit
         errors = [None] * len(lines)
         for i, problem in problems.items():
             errors[i] = f"{self.unit} {lines[i]}: {problem}"
@@ -377,7 +382,7 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
                        max_chars: int, encoding: str | None, warnings: _Warnings):
     sources = _table_sources(columns)
     delimiter = "," if fmt == "csv" else "\t"
-    size = path.stat().st_size or 1
+    total = path.stat().st_size or 1
     with open(path, "rb") as binary:
         text = _text_stream(binary, encoding)
         lines = _PhysicalLines(text, budget=(1 << 20) + 2 * max_chars, delimiter=delimiter)
@@ -415,9 +420,9 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
                 start = lines.start
                 lines.skip_record()
                 lines.new_record()
-                yield (start, {}, [None] * len(extra), f"cannot parse ({exc})"), binary.tell() / size
+                yield (start, {}, [None] * len(extra), f"cannot parse ({exc})"), binary.tell() / total
                 continue
-            start, spans, cut = lines.start, lines.number - lines.start + 1, lines.cut
+            start, spans, cut, size = lines.start, lines.number - lines.start + 1, lines.cut, lines.chars
             lines.new_record()
             if not row:  # a blank line is no record
                 continue
@@ -432,10 +437,14 @@ def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
                 error = f"{len(row)} fields where the header has {width} (check quoting and delimiters)"
             if error is not None and len(row) != width:
                 fields = {"id": row[index[sources["id"]]]} if sources["id"] in index and len(row) > index[sources["id"]] else {}
-                yield (start, fields, [None] * len(extra), error), binary.tell() / size
+                yield (start, fields, [None] * len(extra), error), binary.tell() / total
                 continue
             fields = {name: (row[i] or None) if name != "text" else row[i] for name, i in canonical}
-            yield (start, fields, [row[i] for i in kept_at], error), binary.tell() / size
+            kept = [row[i] for i in kept_at]
+            if size > max_chars:  # a field may be over the limit
+                problem = _cut_long(fields, kept, extra, max_chars)
+                error = error or problem
+            yield (start, fields, kept, error), binary.tell() / total
 
 
 class _field_size_limit:
@@ -522,6 +531,9 @@ def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], c
         if not reddit and fields["text"] is None and sources["text"] not in record:
             error = f"no '{sources['text']}' field (pass --text-col NAME if the text is under another name)"
         kept = [record.get(name) for name in extra]
+        if len(line) > max_chars:  # a field may be over the limit
+            problem = _cut_long(fields, kept, extra, max_chars)
+            error = error or problem
         yield (number, fields, kept, error), progress
 
 
