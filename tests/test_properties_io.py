@@ -239,3 +239,31 @@ def test_reddit_every_row_once_in_order(rows, suffix, wrapped):
                                            for i, r in enumerate(rows)]
     expected = [_expected_error(r) or r["text"] in ("[deleted]", "[removed]") for r in rows]
     assert [bool(g["error"]) for g in got] == expected
+
+
+_UNICODE_BREAKS = st.sampled_from(["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(rows=_rows(field=st.one_of(_FIELD, st.lists(st.one_of(_UNICODE_BREAKS, _PLAIN), max_size=6).map("".join)),
+                  allow_bad=False),
+       out_format=st.sampled_from(["csv", "tsv", "jsonl", "json"]), chunk_size=st.integers(1, 5))
+def test_stream_output_every_row_once_in_order(rows, out_format, chunk_size):
+    """Rows to an open stream (stdout for `stance predict FILE`), read back with csv/json."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = _write_input(rows, Path(folder), "jsonl")
+        buffer = io.StringIO(newline="")
+        score_file(MODEL, source, buffer, out_format=out_format, keep=["text"], chunk_size=chunk_size,
+                   max_chars=MAX_CHARS)
+    text = buffer.getvalue()
+    if out_format == "json":
+        got = json.loads(text)
+    elif out_format == "jsonl":
+        got = [json.loads(line) for line in text.split("\n")[:-1]]
+    else:
+        got = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="," if out_format == "csv" else "\t"))
+    assert [str(g["id"]) for g in got] == [r["id"] for r in rows]
+    assert [bool(g["error"]) for g in got] == [_expected_error(r) for r in rows]
+    for row, out_row in zip(rows, got):
+        if not _expected_error(row):
+            assert out_row["text"] == (_neutralized(row["text"]) if out_format in ("csv", "tsv") else row["text"])

@@ -442,3 +442,13 @@ def test_a_lone_carriage_return_in_a_cell_is_quoted(model, tmp_path):
     with open(tmp_path / "o.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["id"], r["text"]) for r in rows] == [("a", "one\rtwo"), ("b", "ok")]
+
+
+def test_stream_json_keeps_unicode_line_separators_inside_strings(model, tmp_path):
+    """`stance predict FILE --json` wrote invalid JSON when a comment held U+2028 or U+0085."""
+    source = tmp_path / "in.jsonl"
+    texts = ["one\u2028two", "three\x85four", "five\x0bsix\x1cseven"]
+    source.write_text("".join(json.dumps({"id": f"c{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    buffer = io.StringIO()
+    score_file(model, source, buffer, out_format="json", keep=["text"], chunk_size=2)
+    assert [row["text"] for row in json.loads(buffer.getvalue())] == texts

@@ -345,7 +345,9 @@ class StreamOutput:
         elif self.format == "jsonl":
             self.stream.write(_jsonl_text(frame))
         elif len(frame):
-            body = ",\n".join(_jsonl_text(frame).splitlines())
+            # split on "\n" only: str.splitlines() also splits on U+2028, U+0085 and the like,
+            # which JSON keeps raw inside strings (a comment's text would be cut in two)
+            body = ",\n".join(_jsonl_text(frame)[:-1].split("\n"))
             self.stream.write(("[\n" if not self._started else ",\n") + body)
         self._started = self._started or self.format != "json" or bool(len(frame))
         self.stream.flush()
