@@ -134,3 +134,11 @@ def test_training_data_with_deeply_nested_json_is_a_clear_error(tmp_path):
     path.write_text('{"text": "a", "label": "x"}\n{"text": ' + "[" * 100_000 + "}\n")
     with pytest.raises(DataError, match="line 2: nested too deeply"):
         read_comments(path)
+
+
+def test_training_data_in_another_encoding(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\nCaf\u00e9 \u2013 sign it,supportive\nNo,skeptical\n".encode("cp1252"))
+    with pytest.raises(DataError, match="line 2: bytes that are not UTF-8"):
+        read_comments(path)
+    assert load_dataset(path, encoding="cp1252").train["text"].tolist() == ["Caf\u00e9 \u2013 sign it", "No"]

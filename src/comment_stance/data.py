@@ -240,10 +240,12 @@ def find_split_file(folder: Path, split: str) -> Path | None:
     return None
 
 
-def load_dataset(path: str | Path | None = None, columns: Columns | None = None) -> Dataset:
+def load_dataset(path: str | Path | None = None, columns: Columns | None = None, *,
+                 encoding: str | None = None) -> Dataset:
     """Load a dataset folder (``train``/``dev``/``test`` files) or one file (used as ``train``).
 
-    With no path, the shipped corpus in ``data/processed/random`` is used.
+    With no path, the shipped corpus in ``data/processed/random`` is used. ``encoding`` is that of
+    CSV/TSV/JSON-lines files (default UTF-8).
     """
     path = Path(path) if path is not None else DEFAULT_DATASET
     if not path.exists():
@@ -254,12 +256,12 @@ def load_dataset(path: str | Path | None = None, columns: Columns | None = None)
             )
         raise DataError(f"{path}: no such file or folder", "check the path")
     if path.is_file():
-        return Dataset(train=read_comments(path, columns), source=path, files={"train": path})
+        return Dataset(train=read_comments(path, columns, encoding=encoding), source=path, files={"train": path})
     files = {s: f for s in SPLITS if (f := find_split_file(path, s)) is not None}
     if not files:
         raise DataError(f"{path}: no train/dev/test files in this folder",
                         "name the files train.jsonl, dev.jsonl, test.jsonl (or .csv/.tsv/.parquet)")
-    frames = {s: read_comments(f, columns) for s, f in files.items()}
+    frames = {s: read_comments(f, columns, encoding=encoding) for s, f in files.items()}
     return Dataset(source=path, files=files, **{s: frames.get(s) for s in SPLITS})
 
 
