@@ -161,10 +161,16 @@ def read_chunks(
                           encoding=encoding, warnings=warnings)
     unit = "row" if fmt == "parquet" else "line"
     batch = _Batch(_extra(keep), unit, max_chars, encoding)
-    for record, progress in source:
-        batch.add(*record)
-        if len(batch) >= chunk_size:
-            yield batch.emit(progress, warnings.drain())
+    progress = None
+    try:
+        for record, progress in source:
+            batch.add(*record)
+            if len(batch) >= chunk_size:
+                yield batch.emit(progress, warnings.drain())
+    except DataError:
+        if len(batch):  # the records read before the file broke are kept (and can be scored)
+            yield batch.emit(progress, warnings.drain(last=True))
+        raise
     last = warnings.drain(last=True)
     if len(batch) or last:
         yield batch.emit(1.0, last)
