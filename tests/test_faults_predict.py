@@ -172,12 +172,22 @@ def test_killed_at_a_stage_then_resumed(job, tmp_path, stage, n, suffix):
     resume_and_compare(job, out)
 
 
+def rows_done(state: Path) -> int | None:
+    try:
+        return json.loads(state.read_text())["rows_done"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_killed_at_a_random_moment_then_resumed(job, tmp_path, seed):
-    """SIGKILL from outside after a seeded random delay once the job has written its first state."""
+    """SIGKILL from outside at a seeded random moment: once the job has passed a random row
+    count, after a random few milliseconds more (so anywhere inside a chunk's read, score, write
+    or state save)."""
     rng = random.Random(seed)
     suffix = [".csv", ".jsonl", ".parquet"][seed % 3]
+    target, jitter = rng.randrange(0, ROWS - CHUNK, CHUNK), rng.uniform(0, 0.3)
     out = tmp_path / f"out{suffix}"
     state = tmp_path / f"out{suffix}.partial.json"
     start = "import sys; from comment_stance.cli import app; sys.argv[0] = 'stance'; app()"
@@ -186,11 +196,14 @@ def test_killed_at_a_random_moment_then_resumed(job, tmp_path, seed):
     process = subprocess.Popen(args, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0, 1.5))
+    while process.poll() is None and time.monotonic() < deadline:
+        done = rows_done(state)
+        if done is not None and done >= target:
+            break
+        time.sleep(0.005)
+    time.sleep(jitter)
     process.send_signal(signal.SIGKILL)
     assert process.wait() in (-signal.SIGKILL, 0)  # killed, or finished before the kill came
-    done = json.loads(state.read_text())["rows_done"] if state.exists() else None
-    print(f"seed {seed} {suffix}: killed with rows_done={done}, final exists={out.exists()}")
+    print(f"seed {seed} {suffix}: target {target} rows + {jitter * 1000:.0f} ms: killed with "
+          f"rows_done={rows_done(state)}, final exists={out.exists()}")
     resume_and_compare(job, out)
