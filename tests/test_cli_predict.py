@@ -168,3 +168,40 @@ def test_every_option_is_in_the_scoring_doc():
                 assert flag in doc, f"{flag} is not documented in docs/scoring.md"
     for fmt in ("csv", "tsv", "jsonl", "parquet", "disqus", "wordpress", "reddit", "article"):
         assert re.search(rf"`{fmt}`", doc), fmt
+
+
+# -- issue 9 -------------------------------------------------------------------------------------------
+def test_encoding_from_the_command_line(model, tmp_path):
+    source = tmp_path / "cp1252.csv"
+    source.write_bytes("id,text\na,Caf\u00e9 \u2013 sign it\nb,Fine.\n".encode("cp1252"))
+    result = run("--model", model, source, "--out", tmp_path / "o.csv", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["errors"] == 1
+    result = run("--model", model, source, "--out", tmp_path / "p.csv", "--json", "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["errors"] == 0
+
+
+def test_warnings_are_printed_one_line_each(model, tmp_path):
+    source = tmp_path / "broken.csv"
+    source.write_text("id,text\na,Fine.\nb,\"broken\n" + "".join(f"c{i},Comment {i}.\n" for i in range(200)))
+    result = run("--model", model, source, "--out", tmp_path / "o.csv")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "warning:" in line]
+    assert lines == [f"  warning: {source}: line 3: one record spans 201 lines (an unbalanced quote?)"]
+
+
+def test_a_cut_export_says_how_many_rows_were_kept(model, tmp_path):
+    from .test_scoring import disqus_export
+
+    whole = disqus_export(60)
+    source = tmp_path / "export.xml"
+    source.write_text(whole[: whole.index('<post dsq:id="p50">') + 10])
+    out = tmp_path / "o.csv"
+    result = run("--model", model, source, "--out", out, "--chunk-size", "10")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "50 rows scored before it are kept" in result.output and "--resume" in result.output
+    source.write_text(whole)
+    result = run("--model", model, source, "--out", out, "--chunk-size", "10", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resumed_rows"] == 50
+    assert [row["id"] for row in csv.DictReader(out.open())] == [f"p{i}" for i in range(60)]

@@ -109,3 +109,36 @@ def test_sha256_ignores_file_format(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", rows)
     pd.DataFrame(rows).to_csv(tmp_path / "a.csv", index=False)
     assert table_sha256(read_comments(tmp_path / "a.jsonl")) == table_sha256(read_comments(tmp_path / "a.csv"))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".tab", ".parquet", ".pq"])
+def test_training_reads_every_table_extension_predict_reads(tiny_dir, tmp_path, suffix):
+    """`stance train --data x.json` and `stance predict x.json` read the same file types."""
+    from comment_stance.readers import read_chunks
+
+    frame = read_comments(tiny_dir / "train.jsonl")
+    path = tmp_path / f"train{suffix}"
+    if suffix in (".parquet", ".pq"):
+        frame.to_parquet(path)
+    elif suffix in (".csv", ".tsv", ".tab"):
+        frame.to_csv(path, sep="," if suffix == ".csv" else "\t", index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    again = read_comments(path)
+    assert list(again["id"]) == list(frame["id"]) and list(again["text"]) == list(frame["text"])
+    assert sum(len(c) for c in read_chunks(path)) == len(frame)
+
+
+def test_training_data_with_deeply_nested_json_is_a_clear_error(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": ' + "[" * 100_000 + "}\n")
+    with pytest.raises(DataError, match="line 2: nested too deeply"):
+        read_comments(path)
+
+
+def test_training_data_in_another_encoding(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\nCaf\u00e9 \u2013 sign it,supportive\nNo,skeptical\n".encode("cp1252"))
+    with pytest.raises(DataError, match="line 2: bytes that are not UTF-8"):
+        read_comments(path)
+    assert load_dataset(path, encoding="cp1252").train["text"].tolist() == ["Caf\u00e9 \u2013 sign it", "No"]

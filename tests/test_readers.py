@@ -191,8 +191,8 @@ def test_malformed_csv_rows_become_error_rows():
 def test_bytes_that_are_not_utf8_mark_their_row_and_are_repaired():
     rows = records(EXPORTS / "bad-utf8.csv")
     assert [r["error"] for r in rows] == [
-        None, "line 3: bytes that are not UTF-8 (re-save the file as UTF-8)",
-        "line 4: bytes that are not UTF-8 (re-save the file as UTF-8)", None]
+        None, "line 3: bytes that are not UTF-8 (pass --encoding, e.g. --encoding cp1252, or re-save the file as UTF-8)",
+        "line 4: bytes that are not UTF-8 (pass --encoding, e.g. --encoding cp1252, or re-save the file as UTF-8)", None]
     assert "\ufffd" in rows[1]["text"] and rows[2]["author"] == "c\ufffdline"
     # repaired values can be written anywhere
     for row in rows:
@@ -300,3 +300,133 @@ def test_reading_streams_instead_of_loading_the_file(tmp_path, fmt):
 def test_html_to_text():
     assert html_to_text("<p>Sign&nbsp;it.</p><p>Now <b>&amp;</b> here<br/>then</p>") == "Sign\xa0it.\nNow & here\nthen"
     assert html_to_text(None) is None
+
+
+# -- issue 9: hostile input ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name, line", [
+    ("deep.jsonl", '{"id": "b", "text": ' + "[" * 100_000 + "}"),
+    ("deep.ndjson", '{"id": "b", "body": "x", "link_id": "t3_a", "extra": ' + "[" * 100_000 + "}"),
+])
+def test_deeply_nested_json_is_an_error_row(tmp_path, name, line):
+    path = tmp_path / name
+    first = {"id": "a", "text": "Sign it.", "body": "Sign it.", "link_id": "t3_a"}
+    path.write_text(json.dumps(first) + "\n" + line + "\n" + json.dumps({**first, "id": "c"}) + "\n")
+    rows = records(path)
+    assert [r["id"] for r in rows] == ["a", "2", "c"]
+    assert rows[1]["error"] == "line 2: nested too deeply to read"
+    assert rows[0]["error"] is None and rows[2]["error"] is None
+
+
+def test_a_field_over_the_limit_is_cut_while_reading(tmp_path):
+    """A chunk never holds more than --max-chars of any field, even transiently."""
+    import tracemalloc
+
+    path = tmp_path / "huge.csv"
+    with open(path, "w") as handle:
+        handle.write("id,text\n")
+        for i in range(5):
+            handle.write(f"r{i}," + "x" * 4_000_000 + "\n")
+    tracemalloc.start()
+    try:
+        rows = records(path, max_chars=1000, chunk_size=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
+    assert all(r["error"] == f"line {i + 2}: text is over the limit of 1000 characters"
+               for i, r in enumerate(rows))
+    assert all(len(r["text"]) == 1000 for r in rows)
+    assert peak < 12_000_000  # one 4 MB field at a time at most, never the chunk's 20 MB
+
+
+def test_a_giant_multiline_field_does_not_become_extra_rows(tmp_path):
+    path = tmp_path / "quoted.csv"
+    body = "\n".join("y" * 100 for _ in range(50))
+    path.write_text(f'id,text\na,Fine.\nb,"{body}"\nc,Also fine.\n')
+    rows = records(path, max_chars=500)
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[1]["error"] == "line 3: text is over the limit of 500 characters"
+    assert rows[2]["line"] == 53 and rows[2]["error"] is None
+
+
+def test_an_unbalanced_quote_gives_a_warning_with_the_line(tmp_path):
+    path = tmp_path / "broken.csv"
+    lines = ["id,text", "a,Fine.", 'b,"broken quote'] + [f"c{i},Comment {i}." for i in range(300)]
+    path.write_text("\n".join(lines) + "\n")
+    chunks = list(read_chunks(path))
+    warnings = [w for chunk in chunks for w in chunk.warnings]
+    assert sum(len(c) for c in chunks) == 2
+    assert warnings == [f"{path}: line 3: one record spans 301 lines (an unbalanced quote?)"]
+
+
+def test_csv_field_size_limit_is_left_as_it_was(tmp_path):
+    import csv
+
+    before = csv.field_size_limit(131_072)
+    try:
+        list(read_chunks(EXPORTS / "comments.csv"))
+        assert csv.field_size_limit() == 131_072
+    finally:
+        csv.field_size_limit(before)
+
+
+def test_parquet_text_is_cut_before_it_is_expanded(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tracemalloc
+
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", *[f"x{i}" for i in range(20)]],
+                             "text": ["Fine.", "z" * 2_000_000, *["y" * 2_000_000] * 20]}), path)
+    tracemalloc.start()
+    try:
+        rows = records(path, max_chars=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000  # 42 MB of text never becomes Python strings
+    assert [r["id"] for r in rows[:2]] == ["a", "b"] and len(rows) == 22
+    assert rows[1]["error"] == "row 2: text is 2000000 characters, over the limit of 100" and len(rows[1]["text"]) == 100
+
+
+def test_xml_text_is_capped_while_parsing(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.xml"
+    source = (EXPORTS / "disqus.xml").read_text()
+    giant = "<p>" + "w" * 20_000_000 + "</p>"
+    start = source.index("<message>") + len("<message>")
+    path.write_text(source[:start] + giant.replace("<", "&lt;").replace(">", "&gt;") + source[source.index("</message>", start):])
+    tracemalloc.start()
+    try:
+        rows = records(path, max_chars=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows[0]["error"].endswith("text is over the limit of 1000 characters")
+    assert len(rows[0]["text"]) == 1000
+    assert [r["error"] for r in rows[1:]] == [r["error"] for r in records(EXPORTS / "disqus.xml")[1:]]
+    assert peak < 30_000_000  # the 20 M-character message is never held whole
+
+
+def test_another_encoding(tmp_path):
+    path = tmp_path / "cp1252.csv"
+    path.write_bytes("id,text\na,Caf\u00e9 \u201cnow\u201d\nb,Fine.\n".encode("cp1252"))
+    rows = records(path)
+    assert "--encoding" in rows[0]["error"]
+    rows = records(path, encoding="cp1252")
+    assert rows[0]["text"] == "Caf\u00e9 \u201cnow\u201d" and rows[0]["error"] is None
+    jsonl = tmp_path / "cp1252.jsonl"
+    jsonl.write_bytes('{"id": "a", "text": "Caf\u00e9"}\n'.encode("cp1252"))
+    assert "--encoding" in records(jsonl)[0]["error"]
+    assert records(jsonl, encoding="cp1252")[0]["text"] == "Caf\u00e9"
+    with pytest.raises(DataError, match="unknown encoding"):
+        records(path, encoding="no-such-codec")
+
+
+def test_one_detect_format_for_training_and_scoring(tmp_path):
+    from comment_stance import data, formats
+
+    assert not hasattr(data, "detect_format") or data.detect_format is formats.detect_format
+    assert readers.detect_format is formats.detect_format

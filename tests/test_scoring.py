@@ -224,11 +224,16 @@ def test_an_existing_output_is_not_overwritten(model, tmp_path):
         score_file(model, EXPORTS / "comments.csv", tmp_path / "o.xlsx")
 
 
-def test_a_broken_file_leaves_no_output_behind(model, tmp_path):
+def test_a_file_broken_before_any_row_leaves_no_output_behind(model, tmp_path):
+    source = tmp_path / "broken.xml"
+    source.write_text('<?xml version="1.0"?>\n<disqus xmlns="http://disqus.com">\n<post><message>a</mess\n')
     out = tmp_path / "o.csv"
-    with pytest.raises(DataError, match="line 11"):
-        score_file(model, EXPORTS / "malformed.xml", out, chunk_size=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises(DataError, match="line 3"):
+        score_file(model, source, out, chunk_size=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.xml"]
+    with pytest.raises(DataError, match="line 11") as err:  # rows before the break: kept, and said so
+        score_file(model, EXPORTS / "malformed.xml", out, chunk_size=100)
+    assert "rows scored before it are kept" in str(err.value) and not out.exists()
 
 
 # -- resume ----------------------------------------------------------------------------------------------
@@ -341,3 +346,122 @@ def test_resume_drops_leftovers_it_cannot_continue(model, tmp_path):
     summary = score_file(model, EXPORTS / "comments.csv", out, resume=True)
     assert summary.rows == 5 and summary.resumed_rows == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv"]
+
+
+# -- issue 9 ----------------------------------------------------------------------------------------------
+def disqus_export(posts: int, threads: int = 3) -> str:
+    """A Disqus export written here by hand (not by the reader under test)."""
+    parts = ['<?xml version="1.0" encoding="utf-8"?>\n<disqus xmlns="http://disqus.com" '
+             'xmlns:dsq="http://disqus.com/disqus-internals">\n']
+    for t in range(threads):
+        parts.append(f'  <thread dsq:id="t{t}">\n    <title>Pact {t}</title>\n  </thread>\n')
+    for i in range(posts):
+        words = ["Sign it now.", "Only with monitors.", "Toothless."][i % 3]
+        parts.append(f'  <post dsq:id="p{i}">\n    <message><![CDATA[<p>Comment {i}: {words}</p>]]></message>\n'
+                     f'    <thread dsq:id="t{i % threads}"/>\n  </post>\n')
+    parts.append("</disqus>\n")
+    return "".join(parts)
+
+
+def test_an_export_cut_short_keeps_what_was_scored_and_resumes(model, tmp_path):
+    whole = disqus_export(300)
+    source = tmp_path / "export.xml"
+    source.write_text(whole[: whole.index('<post dsq:id="p250">') + 30])  # cut in the middle of post 250
+    out = tmp_path / "o.csv"
+    with pytest.raises(DataError, match="malformed XML") as err:
+        score_file(model, source, out, chunk_size=20)
+    kept = int(json.loads((tmp_path / "o.csv.partial.json").read_text())["rows_done"])
+    assert kept == 250 and "250 rows scored before it are kept" in str(err.value)  # every complete post
+    assert "--resume" in err.value.hint and not out.exists()
+    # the same input again: the same error, and nothing already scored is lost
+    with pytest.raises(DataError, match="malformed XML"):
+        score_file(model, source, out, chunk_size=20, resume=True)
+    assert int(json.loads((tmp_path / "o.csv.partial.json").read_text())["rows_done"]) == kept
+    assert not out.exists()
+    # the complete export: the job continues from where it stopped
+    source.write_text(whole)
+    summary = score_file(model, source, out, chunk_size=20, resume=True)
+    assert summary.resumed_rows == kept and summary.rows == 300
+    reference = tmp_path / "reference.csv"
+    score_file(model, source, reference, chunk_size=20)
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_a_fixed_input_that_changes_scored_rows_is_refused(model, tmp_path):
+    whole = disqus_export(300)
+    source = tmp_path / "export.xml"
+    source.write_text(whole[: whole.index('<post dsq:id="p250">') + 30])
+    out = tmp_path / "o.csv"
+    with pytest.raises(DataError):
+        score_file(model, source, out, chunk_size=20)
+    source.write_text(whole.replace("Comment 3:", "Changed 3:"))
+    with pytest.raises(OutputError, match="the rows already scored differ"):
+        score_file(model, source, out, chunk_size=20, resume=True)
+
+
+def test_resume_refuses_other_runtime_settings(model_dir, tmp_path):
+    source = big_csv(tmp_path / "in.csv")
+    out = tmp_path / "out.csv"
+    with pytest.raises(Interrupt):
+        score_file(model_dir, source, out, chunk_size=40, progress=interrupt_after(2))
+    for runtime in ({"quantize": "int8"}, {"max_length": 64}):
+        fake = cs.load_model(model_dir)
+        fake.get_params = lambda deep=False, extra=runtime, real=fake.get_params: {**real(deep=deep), **extra}
+        with pytest.raises(OutputError, match="cannot resume: the model's runtime settings changed") as err:
+            score_file(fake, source, out, chunk_size=40, resume=True)
+        assert "--overwrite" in err.value.hint
+    summary = score_file(model_dir, source, out, chunk_size=40, resume=True)
+    assert summary.resumed_rows == 80 and summary.rows == 250
+
+
+def test_runtime_settings_that_do_not_change_scores_do_not_block_resume(model_dir, tmp_path):
+    from comment_stance.scoring import _runtime_fingerprint
+
+    model = cs.load_model(model_dir)
+    base = _runtime_fingerprint(model)
+    fake = cs.load_model(model_dir)
+    real = fake.get_params
+    fake.get_params = lambda deep=False: {**real(deep=deep), "threads": 3}
+    assert _runtime_fingerprint(fake) == base
+    for setting in ({"quantize": "int8"}, {"inference_batch_size": 7}, {"max_length": 64}):
+        fake.get_params = lambda deep=False, setting=setting: {**real(deep=deep), **setting}
+        assert _runtime_fingerprint(fake) != base, setting
+
+
+def test_encoding_option(model, tmp_path):
+    source = tmp_path / "cp1252.csv"
+    source.write_bytes("id,text\na,Caf\u00e9 \u2013 sign it\nb,Fine.\n".encode("cp1252"))
+    summary = score_file(model, source, tmp_path / "o.csv")
+    assert summary.errors == 1 and "--encoding" in summary.first_errors[0]
+    summary = score_file(model, source, tmp_path / "p.csv", encoding="cp1252", keep=["text"])
+    assert summary.errors == 0
+    assert pd.read_csv(tmp_path / "p.csv")["text"].tolist() == ["Caf\u00e9 \u2013 sign it", "Fine."]
+
+
+def test_warnings_reach_the_summary(model, tmp_path):
+    source = tmp_path / "broken.csv"
+    source.write_text("id,text\na,Fine.\nb,\"broken\n" + "".join(f"c{i},Comment {i}.\n" for i in range(200)))
+    summary = score_file(model, source, tmp_path / "o.csv")
+    assert summary.rows == 2
+    assert summary.warnings == [f"{source}: line 3: one record spans 201 lines (an unbalanced quote?)"]
+
+
+def test_a_lone_carriage_return_in_a_cell_is_quoted(model, tmp_path):
+    """Found by the property tests: the csv module quotes "\\n" but not a lone "\\r", which every
+    CSV reader takes as the end of a line (one row became two)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "one\rtwo"}) + "\n" + json.dumps({"id": "b", "text": "ok"}) + "\n")
+    score_file(model, source, tmp_path / "o.csv", keep=["text"])
+    with open(tmp_path / "o.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["text"]) for r in rows] == [("a", "one\rtwo"), ("b", "ok")]
+
+
+def test_stream_json_keeps_unicode_line_separators_inside_strings(model, tmp_path):
+    """`stance predict FILE --json` wrote invalid JSON when a comment held U+2028 or U+0085."""
+    source = tmp_path / "in.jsonl"
+    texts = ["one\u2028two", "three\x85four", "five\x0bsix\x1cseven"]
+    source.write_text("".join(json.dumps({"id": f"c{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    buffer = io.StringIO()
+    score_file(model, source, buffer, out_format="json", keep=["text"], chunk_size=2)
+    assert [row["text"] for row in json.loads(buffer.getvalue())] == texts

@@ -24,16 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
+from .formats import EXTENSIONS, TABLE_FORMATS, table_format
 
-#: file suffixes we read, mapped to a format name
-FORMATS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+#: file suffixes of labelled data, mapped to a format name (the same map ``stance predict`` uses)
+FORMATS = {suffix: kind for suffix, kind in EXTENSIONS.items() if kind in TABLE_FORMATS}
 SPLITS = ("train", "dev", "test")
 #: the shipped corpus, relative to the repository root (the current folder for the CLI)
 DEFAULT_DATASET = Path("data") / "processed" / "random"
@@ -83,32 +77,23 @@ class Dataset:
         return frame
 
 
-def detect_format(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    for suffix in reversed(suffixes):
-        if suffix in FORMATS:
-            return FORMATS[suffix]
-    raise DataError(
-        f"{path}: unknown file type '{path.suffix or '(none)'}'",
-        "use one of .jsonl, .csv, .tsv or .parquet",
-    )
-
-
-def _decode(path: Path) -> str:
+def _decode(path: Path, encoding: str | None = None) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}: line {line}: bytes that are not UTF-8 (at byte {exc.start})",
-            "re-save the file as UTF-8",
+            f"{path}: line {line}: bytes that are not {encoding or 'UTF-8'} (at byte {exc.start})",
+            "re-save the file as UTF-8, or give its encoding (encoding='cp1252')",
         ) from None
+    except LookupError:
+        raise DataError(f"unknown encoding '{encoding}'", "use a Python codec name such as utf-8 or cp1252") from None
 
 
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
+def _read_jsonl(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, list[int]]:
     records, lines = [], []
-    for number, line in enumerate(_decode(path).splitlines(), start=1):
+    for number, line in enumerate(_decode(path, encoding).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -118,6 +103,9 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
                 f"{path}: line {number}: not valid JSON ({exc.msg})",
                 "each line must hold one JSON object",
             ) from None
+        except RecursionError:
+            raise DataError(f"{path}: line {number}: nested too deeply to read",
+                            "each line must hold one JSON object of comment fields") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {number}: expected a JSON object, found {type(record).__name__}",
                             "each line must hold one JSON object")
@@ -126,10 +114,10 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
     return pd.DataFrame.from_records(records), lines
 
 
-def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, list[int]]:
+def _read_delimited(path: Path, sep: str, encoding: str | None = None) -> tuple[pd.DataFrame, list[int]]:
     import io
 
-    text = _decode(path)
+    text = _decode(path, encoding)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.ParserError as exc:
@@ -147,19 +135,19 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[int]]:
     return frame, list(range(1, len(frame) + 1))
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, list[int], str]:
+def read_table(path: str | Path, encoding: str | None = None) -> tuple[pd.DataFrame, list[int], str]:
     """Read a file as it is. Returns the frame, the row number of each record as a user would
     find it in the file (JSONL: line; CSV/TSV: spreadsheet row; Parquet: 1-based row), and the
-    word used for those numbers."""
+    word used for those numbers. ``encoding`` is that of a text file (default UTF-8)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file", "check the path")
-    fmt = detect_format(path)
+    fmt = table_format(path)
     if fmt == "jsonl":
-        frame, rows = _read_jsonl(path)
+        frame, rows = _read_jsonl(path, encoding)
         return frame, rows, "line"
     if fmt in ("csv", "tsv"):
-        frame, rows = _read_delimited(path, "," if fmt == "csv" else "\t")
+        frame, rows = _read_delimited(path, "," if fmt == "csv" else "\t", encoding)
         return frame, rows, "row"
     frame, rows = _read_parquet(path)
     return frame, rows, "row"
@@ -170,6 +158,7 @@ def read_comments(
     columns: Columns | None = None,
     *,
     require_label: bool = True,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """Read one file of comments into a validated comment table.
 
@@ -181,7 +170,7 @@ def read_comments(
     """
     path = Path(path)
     columns = columns or Columns()
-    frame, rows, unit = read_table(path)
+    frame, rows, unit = read_table(path, encoding)
     mapping = columns.as_mapping()
     needed = [columns.text] + ([columns.label] if require_label else [])
     missing = [name for name in needed if name not in frame.columns]
@@ -252,10 +241,12 @@ def find_split_file(folder: Path, split: str) -> Path | None:
     return None
 
 
-def load_dataset(path: str | Path | None = None, columns: Columns | None = None) -> Dataset:
+def load_dataset(path: str | Path | None = None, columns: Columns | None = None, *,
+                 encoding: str | None = None) -> Dataset:
     """Load a dataset folder (``train``/``dev``/``test`` files) or one file (used as ``train``).
 
-    With no path, the shipped corpus in ``data/processed/random`` is used.
+    With no path, the shipped corpus in ``data/processed/random`` is used. ``encoding`` is that of
+    CSV/TSV/JSON-lines files (default UTF-8).
     """
     path = Path(path) if path is not None else DEFAULT_DATASET
     if not path.exists():
@@ -266,12 +257,12 @@ def load_dataset(path: str | Path | None = None, columns: Columns | None = None)
             )
         raise DataError(f"{path}: no such file or folder", "check the path")
     if path.is_file():
-        return Dataset(train=read_comments(path, columns), source=path, files={"train": path})
+        return Dataset(train=read_comments(path, columns, encoding=encoding), source=path, files={"train": path})
     files = {s: f for s in SPLITS if (f := find_split_file(path, s)) is not None}
     if not files:
         raise DataError(f"{path}: no train/dev/test files in this folder",
                         "name the files train.jsonl, dev.jsonl, test.jsonl (or .csv/.tsv/.parquet)")
-    frames = {s: read_comments(f, columns) for s, f in files.items()}
+    frames = {s: read_comments(f, columns, encoding=encoding) for s, f in files.items()}
     return Dataset(source=path, files=files, **{s: frames.get(s) for s in SPLITS})
 
 

@@ -25,38 +25,32 @@ import csv
 import html
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from .data import Columns
 from .errors import DataError
+from .formats import COMMENTS_HEADER as _COMMENTS_HEADER
+from .formats import INPUT_FORMATS, detect_format
+
+__all__ = ["CANONICAL", "INPUT_FORMATS", "CommentChunk", "detect_format", "html_to_text", "read_chunks"]
 
 #: the fields of a canonical comment record, in output order
 CANONICAL = ("id", "parent_id", "author", "created_at", "text", "article_id", "target")
-#: input formats :func:`read_chunks` understands
-INPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet", "disqus", "wordpress", "reddit", "article")
 #: default longest field, in characters; longer fields make their row an error row
 MAX_CHARS = 100_000
 #: an article page is read whole, so it has a size limit
 MAX_ARTICLE_BYTES = 50 * 1024 * 1024
-#: a JSON line longer than this becomes an error row without being held in memory
+#: a JSON line longer than this becomes an error row without being held in memory (with the
+#: default --max-chars the bound is lower: see :func:`_line_budget`)
 MAX_LINE_BYTES = 64 * 1024 * 1024
+#: a CSV record spanning more physical lines than this gets a warning (an unbalanced quote?)
+MANY_LINES = 100
+#: warnings per file given one by one; the rest are counted
+MAX_WARNINGS = 20
 
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".xml": "xml",
-    ".txt": "article",
-}
-_COMMENTS_HEADER = re.compile(r"^\s*(\d[\d,.]*)\s+comments?\s*$", re.IGNORECASE)
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _TAG = re.compile(r"<[^>]*>")
 _BREAK = re.compile(r"<\s*(br|/p|/div|/li|/blockquote)\b[^>]*>", re.IGNORECASE)
@@ -70,7 +64,9 @@ class CommentChunk:
     ``columns`` maps each canonical field (and each kept column) to a list of values;
     ``lines`` holds where each record starts in the file (``unit`` says whether that is a
     ``line`` or a Parquet ``row``); ``errors`` holds why a record cannot be scored, or ``None``;
-    ``progress`` is the share of the file read so far (``None`` when unknown).
+    ``progress`` is the share of the file read so far (``None`` when unknown); ``warnings`` holds
+    what looked wrong in the file while this chunk was read (e.g. a record spanning hundreds of
+    lines: an unbalanced quote), one line each.
     """
 
     columns: dict[str, list]
@@ -78,6 +74,7 @@ class CommentChunk:
     errors: list[str | None]
     unit: str = "line"
     progress: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -85,7 +82,7 @@ class CommentChunk:
     def tail(self, start: int) -> "CommentChunk":
         """The records from position ``start`` on (used to skip rows already scored on --resume)."""
         return CommentChunk({k: v[start:] for k, v in self.columns.items()}, self.lines[start:],
-                            self.errors[start:], self.unit, self.progress)
+                            self.errors[start:], self.unit, self.progress, list(self.warnings))
 
     def to_frame(self):
         """The records as a :class:`pandas.DataFrame`, with ``line`` and ``error`` columns."""
@@ -97,81 +94,27 @@ class CommentChunk:
         return frame
 
 
-# -- format detection ---------------------------------------------------------------------------
-def detect_format(path: str | Path, forced: str | None = None) -> str:
-    """The input format of ``path``: ``forced`` when given, else from the extension and content.
+class _Warnings:
+    """What looked wrong in a file, for the summary: at most :data:`MAX_WARNINGS` lines, then a count."""
 
-    >>> detect_format("tests/fixtures/exports/reddit.ndjson")       # doctest: +SKIP
-    'reddit'
-    """
-    path = Path(path)
-    if forced is not None:
-        if forced not in INPUT_FORMATS:
-            raise DataError(f"unknown input format '{forced}'", f"use one of: {', '.join(INPUT_FORMATS)}")
-        return forced
-    if not path.is_file():
-        raise DataError(f"{path}: no such file", "check the path")
-    with open(path, "rb") as handle:
-        head = handle.read(64 * 1024)
-    kind = _EXTENSIONS.get(path.suffix.lower())
-    if kind in ("csv", "tsv", "parquet"):
-        return kind
-    if kind is None:
-        kind = _sniff(head)
-        if kind is None:
-            raise DataError(f"{path}: cannot tell the format from the extension '{path.suffix or '(none)'}' "
-                            "or the content", f"pass --format (one of: {', '.join(INPUT_FORMATS)})")
-        if kind in ("csv", "tsv", "parquet"):
-            return kind
-    if kind == "xml":
-        return _xml_kind(path, head)
-    if kind == "jsonl":
-        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-            raise DataError(f"{path}: one JSON array, not JSON lines",
-                            "write one JSON object per line (e.g. jq -c '.[]' FILE > FILE.jsonl)")
-        return "reddit" if _looks_like_reddit(head) else "jsonl"
-    return kind  # article
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.given = 0
+        self.more = 0
 
+    def add(self, message: str) -> None:
+        if self.given < MAX_WARNINGS:
+            self.pending.append(message)
+            self.given += 1
+        else:
+            self.more += 1
 
-def _sniff(head: bytes) -> str | None:
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text.startswith(b"<"):
-        return "xml"
-    if text.startswith(b"{"):
-        return "jsonl"
-    decoded = head.decode("utf-8", errors="replace")
-    if any(_COMMENTS_HEADER.match(line) for line in decoded.splitlines()):
-        return "article"
-    first = decoded.splitlines()[0] if decoded else ""
-    if "\t" in first:
-        return "tsv"
-    if "," in first:
-        return "csv"
-    return None
-
-
-def _xml_kind(path: Path, head: bytes) -> str:
-    if b"<disqus" in head:
-        return "disqus"
-    if b"wordpress.org/export/" in head:
-        return "wordpress"
-    raise DataError(f"{path}: an XML file that is neither a Disqus export nor a WordPress WXR export",
-                    "pass --format disqus or --format wordpress if it is one")
-
-
-def _looks_like_reddit(head: bytes) -> bool:
-    for line in head.splitlines():
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                return False
-            if isinstance(record, dict) and record.get("kind") == "t1" and isinstance(record.get("data"), dict):
-                record = record["data"]
-            return isinstance(record, dict) and "body" in record and ("link_id" in record or "parent_id" in record)
-    return False
+    def drain(self, last: bool = False) -> list[str]:
+        out, self.pending = self.pending, []
+        if last and self.more:
+            out.append(f"... and {self.more:,} more such warnings")
+            self.more = 0
+        return out
 
 
 # -- the one entry point --------------------------------------------------------------------------
@@ -183,12 +126,16 @@ def read_chunks(
     keep: Sequence[str] = (),
     chunk_size: int = 10_000,
     max_chars: int = MAX_CHARS,
+    encoding: str | None = None,
 ) -> Iterator[CommentChunk]:
     """Stream the comments of ``path`` as chunks of canonical records, in file order.
 
     ``format`` forces the input format (see :data:`INPUT_FORMATS`); ``columns`` names the
     source columns of table formats (CSV/TSV/JSONL/Parquet); ``keep`` names extra columns to
-    carry along (a canonical field or, for tables and JSON lines, a source column).
+    carry along (a canonical field or, for tables and JSON lines, a source column). A field longer
+    than ``max_chars`` is cut to that length while the file is read and makes its row an error
+    row. ``encoding`` is the text encoding of CSV/TSV, JSON lines and article pages (default UTF-8,
+    with or without a byte-order mark); XML declares its own, which ``encoding`` overrides.
 
     >>> chunks = read_chunks("tests/fixtures/exports/comments.csv", chunk_size=2)
     >>> [len(c) for c in chunks]
@@ -199,6 +146,9 @@ def read_chunks(
         raise DataError(f"{path}: no such file", "check the path")
     if chunk_size < 1:
         raise DataError(f"chunk size {chunk_size} is too small", "use a chunk size of at least 1")
+    if max_chars < 1:
+        raise DataError(f"max chars {max_chars} is too small", "use a limit of at least 1 character")
+    encoding = _check_encoding(encoding)
     fmt = detect_format(path, format)
     columns = columns or Columns()
     keep = list(dict.fromkeys(keep))
@@ -207,15 +157,43 @@ def read_chunks(
         "reddit": _jsonl_records, "parquet": _parquet_records, "disqus": _disqus_records,
         "wordpress": _wordpress_records, "article": _article_records,
     }
-    source = readers[fmt](path, fmt=fmt, columns=columns, keep=keep, chunk_size=chunk_size)
+    warnings = _Warnings()
+    source = readers[fmt](path, fmt=fmt, columns=columns, keep=keep, chunk_size=chunk_size, max_chars=max_chars,
+                          encoding=encoding, warnings=warnings)
     unit = "row" if fmt == "parquet" else "line"
-    batch = _Batch(_extra(keep), unit, max_chars)
-    for record, progress in source:
-        batch.add(*record)
-        if len(batch) >= chunk_size:
-            yield batch.emit(progress)
-    if len(batch):
-        yield batch.emit(1.0)
+    batch = _Batch(_extra(keep), unit, max_chars, encoding)
+    progress = None
+    try:
+        for record, progress in source:
+            batch.add(*record)
+            if len(batch) >= chunk_size:
+                yield batch.emit(progress, warnings.drain())
+    except DataError:
+        if len(batch):  # the records read before the file broke are kept (and can be scored)
+            yield batch.emit(progress, warnings.drain(last=True))
+        raise
+    last = warnings.drain(last=True)
+    if len(batch) or last:
+        yield batch.emit(1.0, last)
+
+
+def _check_encoding(encoding: str | None) -> str | None:
+    """``None`` for UTF-8 (the fast paths), else the codec's canonical name."""
+    import codecs
+
+    if encoding is None:
+        return None
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"unknown encoding '{encoding}'", "use a Python codec name such as utf-8, cp1252 or latin-1") from None
+    return None if name in ("utf-8", "utf-8-sig") else name
+
+
+def _not_decodable(encoding: str | None) -> str:
+    if encoding is None:
+        return "bytes that are not UTF-8 (pass --encoding, e.g. --encoding cp1252, or re-save the file as UTF-8)"
+    return f"bytes that are not {encoding} (check --encoding)"
 
 
 def _extra(keep: Sequence[str]) -> list[str]:
@@ -223,13 +201,35 @@ def _extra(keep: Sequence[str]) -> list[str]:
     return [name for name in keep if name not in CANONICAL]
 
 
+def _over(name: str, max_chars: int) -> str:
+    """The error of a field cut while the file was read (its full length was never held)."""
+    return f"{name} is over the limit of {max_chars} characters"
+
+
+def _cut_long(fields: dict[str, Any], kept: list, extra: list[str], max_chars: int) -> str | None:
+    """Cut the fields of one record to ``max_chars`` as it is read, so that a chunk never holds
+    more; returns the problem (the first field over the limit) or ``None``. Readers call it only
+    when the record's size says a field may be over the limit, which keeps the common case cheap."""
+    problem = None
+    for name, value in fields.items():
+        if type(value) is str and len(value) > max_chars:
+            problem = problem or f"{name} is {len(value)} characters, over the limit of {max_chars}"
+            fields[name] = value[:max_chars]
+    for j, value in enumerate(kept):
+        if type(value) is str and len(value) > max_chars:
+            problem = problem or f"{extra[j]} is {len(value)} characters, over the limit of {max_chars}"
+            kept[j] = value[:max_chars]
+    return problem
+
+
 class _Batch:
     """Collects records and validates them, column by column, into a :class:`CommentChunk`."""
 
-    def __init__(self, keep: list[str], unit: str, max_chars: int):
+    def __init__(self, keep: list[str], unit: str, max_chars: int, encoding: str | None = None):
         self.keep = keep
         self.unit = unit
         self.max_chars = max_chars
+        self.encoding = encoding
         self._reset()
 
     def _reset(self) -> None:
@@ -253,7 +253,7 @@ class _Batch:
         self.lines.append(line)
         self.errors.append(error)
 
-    def emit(self, progress: float | None) -> CommentChunk:
+    def emit(self, progress: float | None, warnings: list[str] | None = None) -> CommentChunk:
         columns, lines = self.columns, self.lines
         problems = {i: error for i, error in enumerate(self.errors) if error is not None}
         # every record has a string id: its own, or the line it starts on
@@ -269,6 +269,8 @@ class _Batch:
                 continue
             problems[i] = ("no comment text" if text is None else "empty text" if isinstance(text, str)
                            else f"text is {type(text).__name__}, not a string")
+        # readers of formats whose records can be large cut fields as they read (_cut_long);
+        # this catches the rest (XML texts, held up to a few times the limit, converted values)
         limit = self.max_chars
         for name, values in columns.items():
             for i in [i for i, v in enumerate(values) if type(v) is str and len(v) > limit]:
@@ -277,14 +279,14 @@ class _Batch:
         errors = [None] * len(lines)
         for i, problem in problems.items():
             errors[i] = f"{self.unit} {lines[i]}: {problem}"
-        chunk = CommentChunk(columns, lines, errors, self.unit, progress)
+        chunk = CommentChunk(columns, lines, errors, self.unit, progress, list(warnings or []))
         self._reset()
         return chunk
 
     def _repair_encoding(self, problems: dict[int, str]) -> None:
-        """Bytes that are not UTF-8 arrive as lone surrogates (``surrogateescape``): such a row is
-        an error row, and its fields are repaired (U+FFFD) so that every output format can hold
-        them. One regex over the joined chunk keeps the common, clean case cheap."""
+        """Bytes that the encoding cannot decode arrive as lone surrogates (``surrogateescape``):
+        such a row is an error row, and its fields are repaired (U+FFFD) so that every output
+        format can hold them. One regex over the joined chunk keeps the common, clean case cheap."""
         joined = "\x00".join(x for col in self.columns.values() for x in col if type(x) is str)
         if not _SURROGATE.search(joined):
             return
@@ -292,7 +294,7 @@ class _Batch:
             for i, value in enumerate(values):
                 if type(value) is str and _SURROGATE.search(value):
                     values[i] = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                    problems.setdefault(i, "bytes that are not UTF-8 (re-save the file as UTF-8)")
+                    problems.setdefault(i, _not_decodable(self.encoding))
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -316,59 +318,161 @@ def _check_header(path: Path, header: list[str], sources: dict[str, str], keep: 
                             "keep only columns the file has")
 
 
-def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+class _PhysicalLines:
+    """Feeds the csv module one physical line at a time and watches the record being read.
+
+    It counts the lines and quote characters of the current record (under RFC 4180 quoting a
+    line ends inside a quoted field exactly when the record's quote count so far is odd), and
+    bounds what the record may hold: once a record has passed ``budget`` characters, the rest of
+    it is read in pieces and handed on as only its line endings and the parity of its quotes, so
+    the parser ends the record where it would have and holds no more. Such a record is ``cut``.
+    """
+
+    PIECE = 1 << 16
+
+    def __init__(self, text, budget: int, delimiter: str):
+        self.text = text
+        self.budget = budget
+        # flips the parser between inside and outside quotes from any state: in an unquoted field
+        # the delimiter ends it and the quote opens the next; in a quoted field it is closed
+        self.flip = delimiter + '"'
+        self.number = 0  # physical lines handed out so far
+        self.new_record()
+
+    def new_record(self) -> None:
+        self.start = self.number + 1
+        self.chars = 0
+        self.quotes = 0
+        self.cut = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        room = self.budget - self.chars
+        line = self.text.readline(max(room, 0) + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) <= room:  # the whole line (it ends, or the file does) within the budget
+            self.chars += len(line)
+            self.quotes += line.count('"')
+            return line
+        # over the budget: keep what fits, read the rest of the physical line in pieces
+        kept, rest = line[: max(room, 0)], line[max(room, 0):]
+        dropped = rest.count('"')
+        while not rest.endswith(("\n", "\r")):
+            rest = self.text.readline(self.PIECE)
+            if not rest:
+                break
+            dropped += rest.count('"')
+        ending = "\r\n" if rest.endswith("\r\n") else rest[-1:] if rest.endswith(("\n", "\r")) else ""
+        if ending and dropped % 2 == 0 and not kept and self.quotes % 2:
+            ending = ""  # still inside a quoted field: an empty string adds nothing to it
+        self.quotes += kept.count('"') + dropped
+        self.chars = self.budget + 1
+        self.cut = True
+        return kept + (self.flip if dropped % 2 else "") + ending
+
+    def skip_record(self) -> None:
+        """After a parse error: read past the rest of the record (to the line where its quotes balance)."""
+        while self.quotes % 2:
+            line = self.text.readline(self.PIECE)
+            if not line:
+                return
+            if line.endswith(("\n", "\r")):
+                self.number += 1
+            self.quotes += line.count('"')
+
+
+def _delimited_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                       max_chars: int, encoding: str | None, warnings: _Warnings):
     sources = _table_sources(columns)
     delimiter = "," if fmt == "csv" else "\t"
-    size = path.stat().st_size or 1
-    # the csv module's own cap (process-wide) bounds memory; --max-chars is checked per field later
-    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
+    total = path.stat().st_size or 1
     with open(path, "rb") as binary:
-        text = _text_stream(binary)
-        reader = csv.reader(text, delimiter=delimiter)
+        text = _text_stream(binary, encoding)
+        lines = _PhysicalLines(text, budget=(1 << 20) + 2 * max_chars, delimiter=delimiter)
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
-            header = next(reader)
+            with _field_size_limit(lines.budget + 8):
+                header = next(reader)
         except StopIteration:
             raise DataError(f"{path}: the file is empty", "a CSV/TSV file needs a header row naming its columns") from None
         except csv.Error as exc:
             raise DataError(f"{path}: line 1: cannot read the header ({exc})", "check the file's quoting") from None
+        if lines.cut:
+            raise DataError(f"{path}: line 1: the header is over {lines.budget:,} characters",
+                            "check that the file is a CSV/TSV file with a header row")
         header = [h.strip() for h in header]
         _check_header(path, header, sources, keep)
         index = {name: i for i, name in enumerate(header)}
         width = len(header)
-        canonical = [(field, index[src]) for field, src in sources.items() if src in index]
+        canonical = [(name, index[src]) for name, src in sources.items() if src in index]
+        named = {i: name for name, i in canonical}
         extra = _extra(keep)
         kept_at = [index[name] for name in extra]
-        last = reader.line_num
+        named.update({i: name for name, i in zip(extra, kept_at)})
+        # a record over this many characters must have a field over max_chars (quotes doubled)
+        lines.budget = width * (2 * max_chars + 3) + 2
+        lines.new_record()
+        limit = _field_size_limit(lines.budget + 8)
         while True:
             try:
-                row = next(reader)
+                with limit:
+                    row = next(reader)
             except StopIteration:
                 break
-            except csv.Error as exc:  # a field over the hard size limit: the reader resumes after it
-                start = last + 1
-                last = reader.line_num
-                yield (start, {}, [None] * len(extra), f"cannot parse ({exc})"), binary.tell() / size
+            except csv.Error as exc:  # the parser gave up on this record: one error row, then the next
+                start = lines.start
+                lines.skip_record()
+                lines.new_record()
+                yield (start, {}, [None] * len(extra), f"cannot parse ({exc})"), binary.tell() / total
                 continue
-            start = last + 1
-            if reader.line_num - last > 1:  # the record spans lines, or blank lines preceded it
-                start = reader.line_num - sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
-            last = reader.line_num
+            start, spans, cut, size = lines.start, lines.number - lines.start + 1, lines.cut, lines.chars
+            lines.new_record()
             if not row:  # a blank line is no record
                 continue
-            if len(row) != width:
+            if spans > MANY_LINES:
+                warnings.add(f"{path}: line {start}: one record spans {spans:,} lines (an unbalanced quote?)")
+            error = None
+            if cut:
+                long = [i for i, value in enumerate(row) if len(value) > max_chars]
+                where = named.get(long[0], header[long[0]] if long[0] < width else f"field {long[0] + 1}") if long else None
+                error = _over(where, max_chars) if where else f"the record is over {lines.budget:,} characters"
+            elif len(row) != width:
                 error = f"{len(row)} fields where the header has {width} (check quoting and delimiters)"
+            if error is not None and len(row) != width:
                 fields = {"id": row[index[sources["id"]]]} if sources["id"] in index and len(row) > index[sources["id"]] else {}
-                yield (start, fields, [None] * len(extra), error), binary.tell() / size
+                yield (start, fields, [None] * len(extra), error), binary.tell() / total
                 continue
-            fields = {field: (row[i] or None) if field != "text" else row[i] for field, i in canonical}
-            yield (start, fields, [row[i] for i in kept_at], None), binary.tell() / size
+            fields = {name: (row[i] or None) if name != "text" else row[i] for name, i in canonical}
+            kept = [row[i] for i in kept_at]
+            if size > max_chars:  # a field may be over the limit
+                problem = _cut_long(fields, kept, extra, max_chars)
+                error = error or problem
+            yield (start, fields, kept, error), binary.tell() / total
 
 
-def _text_stream(binary):
+class _field_size_limit:
+    """The csv module's field size limit is process-wide: set it around each read and put the
+    caller's back, so that reading a file changes nothing for other code in the process."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __enter__(self):
+        self.previous = csv.field_size_limit(self.limit)
+
+    def __exit__(self, *exc):
+        csv.field_size_limit(self.previous)
+
+
+def _text_stream(binary, encoding: str | None = None):
     import io
 
-    # surrogateescape: a row with bytes that are not UTF-8 becomes an error row, not a crash
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    # surrogateescape: a row with bytes the encoding cannot decode becomes an error row, not a crash
+    return io.TextIOWrapper(binary, encoding=encoding or "utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, float]]:
@@ -393,23 +497,37 @@ def _lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, floa
                 yield number, line, handle.tell() / size
 
 
-def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+def _line_budget(max_chars: int) -> int:
+    """Longest JSON line read: room for a few fields of ``max_chars`` characters each, even when
+    every character is written as a ``\\uXXXX`` escape pair (12 bytes), plus 1 MiB of metadata."""
+    return min(MAX_LINE_BYTES, 12 * max_chars + (1 << 20))
+
+
+def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                   max_chars: int, encoding: str | None, warnings: _Warnings):
     reddit = fmt == "reddit"
     sources = _table_sources(columns)
     extra = _extra(keep)
     none_kept = [None] * len(extra)
+    if encoding is not None and "\n{}\"".encode(encoding, "replace") != b'\n{}"':
+        raise DataError(f"{path}: JSON lines cannot be read as {encoding}",
+                        "convert the file to UTF-8 (e.g. iconv -f ENCODING -t UTF-8)")
     titles: dict[str, str] = {}  # Reddit: link_id -> submission title, from comments that carry it
-    for number, line, progress in _lines(path, max_bytes=MAX_LINE_BYTES):
+    budget = _line_budget(max_chars)
+    for number, line, progress in _lines(path, max_bytes=budget):
         if line is None:
-            yield (number, {}, none_kept, f"line longer than {MAX_LINE_BYTES:,} bytes"), progress
+            yield (number, {}, none_kept, f"line longer than {budget:,} bytes"), progress
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line if encoding is None else line.decode(encoding, "surrogateescape"))
         except UnicodeDecodeError:
-            yield (number, {}, none_kept, "bytes that are not UTF-8 (re-save the file as UTF-8)"), progress
+            yield (number, {}, none_kept, _not_decodable(encoding)), progress
             continue
         except ValueError as exc:
             yield (number, {}, none_kept, f"not valid JSON ({getattr(exc, 'msg', exc)})"), progress
+            continue
+        except RecursionError:  # e.g. [[[[... a hundred thousand deep: one bad line, not a dead job
+            yield (number, {}, none_kept, "nested too deeply to read"), progress
             continue
         if reddit and isinstance(record, dict) and record.get("kind") == "t1" and isinstance(record.get("data"), dict):
             record = record["data"]  # the Reddit API's {"kind": "t1", "data": {...}} wrapping
@@ -420,6 +538,9 @@ def _jsonl_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], c
         if not reddit and fields["text"] is None and sources["text"] not in record:
             error = f"no '{sources['text']}' field (pass --text-col NAME if the text is under another name)"
         kept = [record.get(name) for name in extra]
+        if len(line) > max_chars:  # a field may be over the limit
+            problem = _cut_long(fields, kept, extra, max_chars)
+            error = error or problem
         yield (number, fields, kept, error), progress
 
 
@@ -466,7 +587,10 @@ def _from_epoch(value: Any) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                     max_chars: int, encoding: str | None, warnings: _Warnings):
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
@@ -476,18 +600,32 @@ def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str],
     sources = _table_sources(columns)
     header = list(source.schema_arrow.names)
     _check_header(path, header, sources, keep)
-    present = {field: src for field, src in sources.items() if src in header}
+    present = {name: src for name, src in sources.items() if src in header}
     kept_src = _extra(keep)
     wanted = list(dict.fromkeys([*present.values(), *kept_src]))
+    # the name an over-long value is reported under: its canonical field, else the kept column
+    shown = {**{src: name for name, src in present.items()}, **{name: name for name in kept_src}}
     total = source.metadata.num_rows or 1
     row = 0
     try:
-        for batch in source.iter_batches(batch_size=chunk_size, columns=wanted):
-            values = {name: batch.column(name).to_pylist() for name in wanted}
+        # only the columns needed, in batches of at most the chunk size; text columns are cut to
+        # max_chars in Arrow before they become Python strings
+        for batch in source.iter_batches(batch_size=min(chunk_size, 4096), columns=wanted):
+            values, over = {}, {}
+            for name in wanted:
+                column = batch.column(name)
+                if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                    lengths = pc.utf8_length(column)
+                    if (pc.max(lengths).as_py() or 0) > max_chars:
+                        for i in pc.indices_nonzero(pc.greater(lengths, max_chars)).to_pylist():
+                            over.setdefault(i, f"{shown[name]} is {lengths[i].as_py()} characters, "
+                                               f"over the limit of {max_chars}")
+                        column = pc.utf8_slice_codeunits(column, 0, max_chars)
+                values[name] = column.to_pylist()
             for i in range(batch.num_rows):
                 row += 1
-                fields = {field: values[src][i] for field, src in present.items()}
-                yield (row, fields, [values[src][i] for src in kept_src], None), row / total
+                fields = {name: values[src][i] for name, src in present.items()}
+                yield (row, fields, [values[src][i] for src in kept_src], over.get(i)), row / total
     except DataError:
         raise
     except Exception as exc:
@@ -517,12 +655,18 @@ class _XMLRecords:
     descendants by relative path: ``message``, ``author/name``, ``thread@id``. The direct children
     of the record's parent that come before it (a WordPress post's ``title``) are its
     ``context``. Each finished record goes to ``on_record(name, attributes, fields, context, line)``.
+
+    The text of one element is held up to ``cap`` characters; the rest is dropped as it arrives,
+    and the record's fields name the first element cut that way under :data:`_CUT`.
     """
 
-    def __init__(self, records: set[str], depth: int, on_record: Callable, parent: str | None = None):
+    def __init__(self, records: set[str], depth: int, on_record: Callable, parent: str | None = None,
+                 cap: int = 4 * MAX_CHARS):
         self.records, self.depth, self.on_record, self.parent = records, depth, on_record, parent
+        self.cap = cap
         self.stack: list[str] = []
         self.text: list[str] = []
+        self.size = 0  # characters of the current element's text held
         self.fields: dict[str, str] | None = None
         self.attributes: dict[str, str] = {}
         self.context: dict[str, str] = {}
@@ -555,8 +699,16 @@ class _XMLRecords:
             elif depth == self.depth - 1:
                 self.context = {}  # a new parent: its children so far are the context of its records
         self.text = []
+        self.size = 0
 
     def data(self, text: str) -> None:
+        size = self.size + len(text)
+        if size > self.cap:
+            if self.size <= self.cap:  # first time over: keep what fits, remember the cut
+                self.text.append(text[: self.cap - self.size + 1])
+            self.size = size
+            return
+        self.size = size
         self.text.append(text)
 
     def end(self, name: str) -> None:
@@ -572,10 +724,13 @@ class _XMLRecords:
                 if path not in fields:
                     text = self.text
                     fields[path] = text[0] if len(text) == 1 else "".join(text)
+                    if self.size > self.cap:
+                        fields.setdefault(_CUT, path)
         elif depth == self.depth:  # a sibling of the records: part of their context
             self.context.setdefault(stack[-1], "".join(self.text))
         stack.pop()
         self.text = []
+        self.size = 0
 
 
 class _NoTree:
@@ -594,7 +749,7 @@ class _NoTree:
         return None
 
 
-def _parse_xml(path: Path, collector: _XMLRecords, pending: list) -> Iterator[float]:
+def _parse_xml(path: Path, collector: _XMLRecords, pending: list, encoding: str | None = None) -> Iterator[float]:
     """Feed ``path`` block by block to defusedxml's parser, with ``collector`` handling elements
     straight from expat (no tree is built); yields progress after each block so that the caller
     can drain ``pending``. defusedxml's handlers stay in place, so entity declarations
@@ -604,7 +759,8 @@ def _parse_xml(path: Path, collector: _XMLRecords, pending: list) -> Iterator[fl
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import DefusedXMLParser
 
-    parser = DefusedXMLParser(target=_NoTree(), forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    parser = DefusedXMLParser(target=_NoTree(), encoding=encoding, forbid_dtd=False, forbid_entities=True,
+                              forbid_external=True)
     expat = parser.parser
     expat.ordered_attributes = False
     expat.StartElementHandler = collector.start
@@ -647,7 +803,8 @@ def _kept_canonical(path: Path, keep: list[str], fmt: str) -> None:
                         f"keep one of: {', '.join(CANONICAL)}")
 
 
-def _disqus_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+def _disqus_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                    max_chars: int, encoding: str | None, warnings: _Warnings):
     """Disqus export: ``<thread>`` elements (id, link, title) and then ``<post>`` elements that
     refer to their thread and parent by ``dsq:id``."""
     _kept_canonical(path, keep, "Disqus")
@@ -669,13 +826,15 @@ def _disqus_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], 
             "target": threads.get(thread or ""),
         }
         deleted = (fields.get("isDeleted") or "").strip() == "true" and not record["text"]
-        pending.append((line, record, [], "comment deleted on Disqus (no text to score)" if deleted else None))
+        error = "comment deleted on Disqus (no text to score)" if deleted else _cut_error(fields, max_chars)
+        pending.append((line, record, [], error))
 
-    collector = _XMLRecords({"thread", "post"}, depth=2, on_record=on_record)
-    yield from _drain(_parse_xml(path, collector, pending), pending)
+    collector = _XMLRecords({"thread", "post"}, depth=2, on_record=on_record, cap=_xml_cap(max_chars))
+    yield from _drain(_parse_xml(path, collector, pending, encoding), pending)
 
 
-def _wordpress_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+def _wordpress_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                       max_chars: int, encoding: str | None, warnings: _Warnings):
     """WordPress WXR export: ``<item>`` per post with ``<wp:comment>`` children."""
     _kept_canonical(path, keep, "WordPress")
     pending: list = []
@@ -697,21 +856,46 @@ def _wordpress_records(path: Path, *, fmt: str, columns: Columns, keep: list[str
             "article_id": (context.get("post_id") or "").strip() or context.get("link") or None,
             "target": context.get("title") or None,
         }
-        pending.append((line, record, [], None))
+        pending.append((line, record, [], _cut_error(fields, max_chars)))
 
-    collector = _XMLRecords({"comment"}, depth=4, on_record=on_record, parent="item")
-    yield from _drain(_parse_xml(path, collector, pending), pending)
+    collector = _XMLRecords({"comment"}, depth=4, on_record=on_record, parent="item", cap=_xml_cap(max_chars))
+    yield from _drain(_parse_xml(path, collector, pending, encoding), pending)
+
+
+#: key, in an XML record's fields, of the first element whose text was cut at the cap
+_CUT = "\x00cut"
+#: XML elements whose text is the comment (others are reported under their own name)
+_TEXT_ELEMENTS = {"message": "text", "comment_content": "text", "author/name": "author",
+                  "comment_author": "author"}
+
+
+def _xml_cap(max_chars: int) -> int:
+    """Characters of one element's text held while parsing: the limit, and room for the markup
+    that comes off when comment HTML becomes text."""
+    return 4 * max_chars
+
+
+def _cut_error(fields: dict, max_chars: int) -> str | None:
+    cut = fields.get(_CUT)
+    return None if cut is None else _over(_TEXT_ELEMENTS.get(cut, cut), max_chars)
 
 
 def _drain(progress_steps: Iterator[float], pending: list):
-    for progress in progress_steps:
-        for record in pending:
-            yield record, progress
+    try:
+        for progress in progress_steps:
+            for record in pending:
+                yield record, progress
+            pending.clear()
+    except DataError:
+        for record in pending:  # records complete before the file broke are still records
+            yield record, None
         pending.clear()
+        raise
 
 
 # -- plain-text article page ---------------------------------------------------------------------------
-def _article_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int):
+def _article_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
+                     max_chars: int, encoding: str | None, warnings: _Warnings):
     """An article page saved as text: the title on the first line, the article, a line such as
     ``5 Comments``, then each comment as an author line followed by its text. Comments separated
     by blank lines may span several lines (the first line of each block is the author)."""
@@ -721,10 +905,11 @@ def _article_records(path: Path, *, fmt: str, columns: Columns, keep: list[str],
                         "an article page is read whole; split it or use another format")
     raw = path.read_bytes()
     try:
-        lines = raw.decode("utf-8-sig").splitlines()
+        lines = raw.decode(encoding or "utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: bytes that are not UTF-8", "re-save the file as UTF-8") from None
+        raise DataError(f"{path}: line {line}: bytes that are not {encoding or 'UTF-8'}",
+                        "pass --encoding (e.g. --encoding cp1252) or re-save the file as UTF-8") from None
     header = next((i for i in range(len(lines) - 1, -1, -1) if _COMMENTS_HEADER.match(lines[i])), None)
     if header is None:
         raise DataError(f"{path}: no line such as '5 Comments' that starts the comments",

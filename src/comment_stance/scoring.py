@@ -101,6 +101,8 @@ class ScoreSummary:
     resumed_rows: int = 0
     time_s: float = 0.0
     first_errors: list[str] = field(default_factory=list)
+    #: what looked wrong in the input (e.g. a record spanning hundreds of lines), one line each
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:
@@ -256,6 +258,52 @@ def _model_fingerprint(model: StanceModel) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: runtime settings that change how fast a model scores, not what it returns: a resumed job may
+#: use others. Measured on a fine-tuned MiniLM: 1 or 2 torch threads give bit-identical
+#: probabilities; the inference batch size does not (other batches pad differently: up to 4e-10
+#: apart, the same labels, other digits in the file), so it stays in the fingerprint.
+SPEED_ONLY_SETTINGS = ("threads",)
+
+
+def _runtime_fingerprint(model: StanceModel) -> dict[str, Any]:
+    """The model's settings as loaded (``load_model(folder, quantize="int8")`` changes them
+    without changing ``config.json``), but for those that only change its speed."""
+    try:
+        params = model.get_params(deep=False)
+    except Exception:  # a hand-made model without scikit-learn's parameter protocol
+        return {}
+    plain = (str, int, float, bool, type(None))
+    return {name: value if isinstance(value, plain) else repr(value) for name, value in sorted(params.items())
+            if name not in SPEED_ONLY_SETTINGS}
+
+
+class _RowsDigest:
+    """A digest of the records scored so far that does not depend on where chunks start: the sum
+    of one hash per record and its position. Stored with the job's state, it lets a resumed job
+    check that the rows it skips are the rows that were scored."""
+
+    MODULUS = 1 << 128
+
+    def __init__(self, value: str | None = None, rows: int = 0):
+        self.value = int(value, 16) if value else 0
+        self.rows = rows
+
+    def add(self, chunk: "CommentChunk", count: int | None = None) -> None:
+        columns = list(chunk.columns.values())
+        count = len(chunk) if count is None else count
+        total = self.value
+        blake = hashlib.blake2b
+        for i in range(count):
+            record = "\x1f".join(["" if c[i] is None else str(c[i]) for c in columns] + [chunk.errors[i] or ""])
+            total += int.from_bytes(blake(f"{self.rows + i}\x1e{record}".encode("utf-8", "surrogatepass"),
+                                          digest_size=16).digest(), "big")
+        self.value = total % self.MODULUS
+        self.rows += count
+
+    def hex(self) -> str:
+        return f"{self.value:032x}"
+
+
 def score_file(
     model: str | Path | StanceModel,
     input: str | Path,
@@ -269,6 +317,7 @@ def score_file(
     review_below: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_chars: int | None = None,
+    encoding: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
     runtime: dict[str, Any] | None = None,
@@ -282,7 +331,12 @@ def score_file(
     ``csv``, ``tsv``, ``jsonl`` or ``json``). The file is read in chunks of ``chunk_size`` rows,
     so memory stays flat. Rows that cannot be scored keep their place with an ``error``.
     ``resume=True`` continues an interrupted job; ``progress(rows_done, share_of_file)`` is
-    called after each chunk.
+    called after each chunk. ``encoding`` is the input's text encoding (default UTF-8).
+
+    A file that breaks part of the way through (an export cut short) raises
+    :class:`~comment_stance.errors.DataError` but keeps the rows scored before the break in
+    ``OUT.partial``: ``resume=True`` continues once the input is complete again (the rows already
+    scored must be the same in it). The final ``out`` only ever holds a complete job.
 
     >>> from comment_stance.scoring import score_file
     >>> summary = score_file("models/tfidf-logreg", "tests/fixtures/exports/disqus.xml", "scores.csv")
@@ -313,40 +367,57 @@ def score_file(
         if out.resolve() == input.resolve():
             raise OutputError(f"{out}: is the input file", "write the scores to another file")
         options = {"format": fmt, "columns": asdict(columns), "keep": keep, "target": target,
-                   "review_below": review_below, "max_chars": max_chars}
+                   "review_below": review_below, "max_chars": max_chars, "encoding": encoding}
         fingerprint = {"input": _input_fingerprint(input), "model": _model_fingerprint(estimator),
-                       "options": options}
+                       "runtime": _runtime_fingerprint(estimator), "options": options}
+        # a job stopped by a broken input resumes on the fixed input; the rows it skips are
+        # checked against the digest of those it scored instead
         sink = ResumableOutput(out, columns=names, types=types, fingerprint=fingerprint, format=out_format,
-                               overwrite=overwrite, resume=resume)
+                               overwrite=overwrite, resume=resume, may_change_if_stopped=("input",))
         out_name, out_fmt = str(out), sink.format
 
     counts = {"labels": {str(c): 0 for c in estimator.classes_}, "errors": 0, "needs_review": 0,
               "first_errors": [], **sink.counts}
     skip = resumed_rows = sink.rows_done
+    digest, done_digest = _RowsDigest(), counts.pop("rows_digest", None)
+    warnings: list[str] = []
     recent = _RecentComments()
     try:
         for chunk in read_chunks(input, format=fmt, columns=columns, keep=keep, chunk_size=chunk_size,
-                                 max_chars=max_chars):
+                                 max_chars=max_chars, encoding=encoding):
+            warnings.extend(chunk.warnings)
             if skip:  # rows an interrupted run already wrote: read past them
                 taken = min(skip, len(chunk))
                 recent.add(chunk.columns["id"][:taken], chunk.columns["text"][:taken])
+                digest.add(chunk, taken)
                 skip -= taken
+                if not skip:
+                    _check_skipped(sink, digest, done_digest)
                 if taken == len(chunk):
                     continue
                 chunk = chunk.tail(taken)
             scored = score_chunk(estimator, chunk, keep=keep, target=target, review_below=review_below,
                                  recent=recent)
             _count(counts, scored, chunk.errors)
-            sink.write(scored, rows=len(chunk), counts=counts)
+            digest.add(chunk)
+            sink.write(scored, rows=len(chunk), counts={**counts, "rows_digest": digest.hex()})
             if progress is not None:
                 progress(sink.rows_done, chunk.progress)
         if skip:
             raise OutputError(f"{out}: the interrupted job had written {sink.rows_done} rows, "
                               f"but the input now has {sink.rows_done - skip}",
-                              "pass --overwrite to start over")
+                              "rerun with the input the job started with, or pass --overwrite to start over")
         sink.finish()
-    except StanceError:
-        sink.discard()  # the same error would come back on --resume
+    except StanceError as exc:
+        if not sink.rows_done:
+            sink.discard()  # nothing scored yet: leave nothing behind
+            raise
+        # keep what was scored: the same error comes back on --resume until the input is fixed
+        sink.stop(str(exc))
+        if isinstance(exc, DataError) and sink.path is not None:
+            raise DataError(f"{exc.message}; {sink.rows_done:,} rows scored before it are kept in {sink.partial}",
+                            f"{exc.hint + '; then ' if exc.hint else ''}rerun with --resume to continue from there "
+                            "(or --overwrite to start over)") from None
         raise
     except BaseException:
         sink.close()  # interrupted (Ctrl-C, a crash): OUT.partial stays for --resume
@@ -356,8 +427,16 @@ def score_file(
         rows=sink.rows_done, scored=sink.rows_done - counts["errors"], errors=counts["errors"],
         needs_review=counts["needs_review"] if "needs_review" in names else None,
         label_counts=dict(counts["labels"]), resumed_rows=resumed_rows,
-        time_s=time.perf_counter() - started, first_errors=list(counts["first_errors"]),
+        time_s=time.perf_counter() - started, first_errors=list(counts["first_errors"]), warnings=warnings,
     )
+
+
+def _check_skipped(sink: Any, digest: _RowsDigest, expected: str | None) -> None:
+    """The rows a resumed job skipped must be those the interrupted job scored."""
+    if expected is not None and digest.hex() != expected:
+        raise OutputError(f"{sink.state_path}: cannot resume: the rows already scored differ from those "
+                          "in the input now", "rerun with the input the job started with, or pass --overwrite "
+                          "to start over")
 
 
 def _count(counts: dict[str, Any], scored: pd.DataFrame, errors: list[str | None]) -> None:

@@ -85,7 +85,16 @@ def _neutralized(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_text(frame: pd.DataFrame, *, header: bool, delimiter: str) -> str:
-    return _neutralized(frame).to_csv(None, sep=delimiter, header=header, index=False, lineterminator="\n")
+    import csv
+
+    frame = _neutralized(frame)
+    # the csv module quotes a cell holding "\n" (our line end) but not one holding a lone "\r",
+    # which every reader takes as a line end: a chunk with one quotes all its text cells
+    carriage = any(isinstance(v, str) and "\r" in v for name in frame.columns
+                   if not pd.api.types.is_numeric_dtype(frame[name].dtype)
+                   for v in frame[name].tolist())
+    return frame.to_csv(None, sep=delimiter, header=header, index=False, lineterminator="\n",
+                        quoting=csv.QUOTE_NONNUMERIC if carriage else csv.QUOTE_MINIMAL)
 
 
 def _jsonl_text(frame: pd.DataFrame) -> str:
@@ -112,8 +121,9 @@ class ResumableOutput:
     ``columns`` fixes the column order; ``types`` maps columns to ``"float"``, ``"bool"`` or
     ``"str"`` (others are kept as they come, and written as text in Parquet). ``fingerprint``
     describes the job (input file, model, options): ``resume=True`` continues an interrupted job
-    only when it matches. ``rows_done`` is the number of input rows already in the output and
-    ``counts`` whatever the caller stored with them.
+    only when it matches, except for the keys in ``may_change_if_stopped`` when the job was
+    stopped by an error (see :meth:`stop`; the caller checks what it needs to). ``rows_done`` is
+    the number of input rows already in the output and ``counts`` whatever the caller stored.
     """
 
     def __init__(
@@ -126,8 +136,10 @@ class ResumableOutput:
         format: str | None = None,
         overwrite: bool = False,
         resume: bool = False,
+        may_change_if_stopped: Sequence[str] = (),
     ):
         self.path = Path(path)
+        self.may_change = tuple(may_change_if_stopped)
         self.format = format or output_format(self.path)
         self.columns = list(columns)
         self.types = dict(types or {})
@@ -137,6 +149,7 @@ class ResumableOutput:
         self.rows_done = 0
         self.counts: dict[str, Any] = {}
         self.resumed = False
+        self.stopped: str | None = None  # why the interrupted job stopped, when an error stopped it
         self._position = 0  # bytes (CSV/JSONL) or parts (Parquet) in the partial output
         self._handle = None
         if self.path.is_dir():
@@ -158,22 +171,24 @@ class ResumableOutput:
 
     def _continue(self, state: dict[str, Any], overwrite: bool) -> None:
         expected = {**self.fingerprint, "format": self.format, "columns": self.columns, "version": STATE_VERSION}
-        differs = [key for key, value in expected.items() if state.get(key) != value]
+        differs = [key for key, value in expected.items() if state.get(key) != value
+                   and not (state.get("stopped") and key in self.may_change)]
         if differs:
             if overwrite:  # --resume --overwrite: continue when possible, else start over
                 self._start(overwrite, drop_leftovers=True)
                 return
             what = {"input": "the input file", "model": "the model", "options": "the options",
-                    "format": "the output format", "columns": "the output columns",
-                    "version": "the state file's version"}.get(differs[0], differs[0])
-            raise OutputError(
-                f"{self.state_path}: cannot resume: {what} changed since the interrupted job",
-                "rerun with the same input, model and options, or pass --overwrite to start over",
-            )
+                    "runtime": "the model's runtime settings", "format": "the output format",
+                    "columns": "the output columns", "version": "the state file's version"}.get(differs[0], differs[0])
+            fix = {"runtime": "rerun with the interrupted job's model settings (e.g. the same --quantize), "
+                              "or pass --overwrite to start over"}.get(differs[0])
+            raise OutputError(f"{self.state_path}: cannot resume: {what} changed since the interrupted job",
+                              fix or "rerun with the same input, model and options, or pass --overwrite to start over")
         if self.path.exists() and not overwrite:
             raise OutputError(f"{self.path}: already exists", "choose another --out or pass --overwrite")
         self.rows_done = int(state["rows_done"])
         self.counts = dict(state.get("counts", {}))
+        self.stopped = state.get("stopped")
         self._position = int(state["position"])
         self.resumed = True
         if self.format == "parquet":
@@ -227,6 +242,7 @@ class ResumableOutput:
         self.rows_done += rows
         if counts is not None:
             self.counts = counts
+        self.stopped = None
         self._save_state()
 
     def _schema(self):
@@ -260,6 +276,8 @@ class ResumableOutput:
     def _save_state(self) -> None:
         state = {"version": STATE_VERSION, "format": self.format, "columns": self.columns, **self.fingerprint,
                  "rows_done": self.rows_done, "position": self._position, "counts": self.counts}
+        if self.stopped:
+            state["stopped"] = self.stopped
         staging = self.state_path.with_name(self.state_path.name + ".tmp")
         staging.write_text(json.dumps(state, ensure_ascii=False, default=str))
         os.replace(staging, self.state_path)
@@ -297,8 +315,15 @@ class ResumableOutput:
             self._handle.close()
             self._handle = None
 
+    def stop(self, reason: str) -> None:
+        """Stop writing after an error, keeping ``OUT.partial`` and recording ``reason`` in its
+        state: a later resume may then continue on a fixed input (``may_change_if_stopped``)."""
+        self.close()
+        self.stopped = reason
+        self._save_state()
+
     def discard(self) -> None:
-        """Stop writing and remove the partial output (the job failed in a way a resume would repeat)."""
+        """Stop writing and remove the partial output (nothing worth keeping was written)."""
         self.close()
         self._remove_partial()
 
@@ -326,7 +351,9 @@ class StreamOutput:
         elif self.format == "jsonl":
             self.stream.write(_jsonl_text(frame))
         elif len(frame):
-            body = ",\n".join(_jsonl_text(frame).splitlines())
+            # split on "\n" only: str.splitlines() also splits on U+2028, U+0085 and the like,
+            # which JSON keeps raw inside strings (a comment's text would be cut in two)
+            body = ",\n".join(_jsonl_text(frame)[:-1].split("\n"))
             self.stream.write(("[\n" if not self._started else ",\n") + body)
         self._started = self._started or self.format != "json" or bool(len(frame))
         self.stream.flush()
@@ -346,3 +373,6 @@ class StreamOutput:
         self.stream.flush()
 
     discard = close
+
+    def stop(self, reason: str) -> None:
+        self.close()

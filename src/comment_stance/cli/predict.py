@@ -39,6 +39,8 @@ def predict_cli(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted job into the same --out."),
     chunk_size: int = typer.Option(10_000, "--chunk-size", help="Rows read, scored and written at a time."),
     max_chars: int = typer.Option(100_000, "--max-chars", help="Longest field accepted; longer rows get an error."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of the input, e.g. cp1252 "
+                                                                    "(default: UTF-8)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (transformer family; default: 1 for "
                                                                    "one comment, torch's default for a file)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Comments per forward pass (transformer family)."),
@@ -58,7 +60,8 @@ def predict_cli(
     A file is streamed in chunks; every input row appears once in the output, in input order,
     with label, confidence, one p_<label> column per label and, for rows that cannot be scored,
     an error. The output is written to OUT.partial and moved into place at the end; --resume
-    continues an interrupted job. With --engine spark, OUT is a folder of part files.
+    continues an interrupted job, or one stopped by a file that broke part of the way through.
+    With --engine spark, OUT is a folder of part files.
     """
     if check_engine(engine):
         from ..data import Columns
@@ -92,7 +95,7 @@ def predict_cli(
                    overwrite=overwrite, json_out=json_out, quiet=quiet)
         return
     _score_file(estimator, input, out, format=format, keep=_split(keep), target=target, review_below=review_below,
-                overwrite=overwrite, resume=resume, chunk_size=chunk_size, max_chars=max_chars,
+                overwrite=overwrite, resume=resume, chunk_size=chunk_size, max_chars=max_chars, encoding=encoding,
                 text_col=text_col, target_col=target_col, id_col=id_col, json_out=json_out, quiet=quiet)
 
 
@@ -219,3 +222,5 @@ def _print_summary(summary, err: bool = False) -> None:
     if summary.errors > len(summary.first_errors):
         console.print(f"  ... {summary.errors - len(summary.first_errors):,} more; see the 'error' column",
                       highlight=False)
+    for message in summary.warnings:  # one line each, never wrapped: users grep them
+        console.print(f"  warning: {message}", highlight=False, soft_wrap=True)
