@@ -132,6 +132,26 @@ def test_predict_files_match_stance_predict(spark, model, inputs, tmp_path):
     assert errors["6"].startswith("line 6: not valid JSON")  # a broken line keeps its place by line number
 
 
+def test_a_model_with_an_off_topic_gate_gives_the_review_columns_of_stance_predict(spark, inputs, tmp_path):
+    """A gate adds needs_review and review_reason without --review-below: the Spark schema, taken
+    from the model folder's config on the driver, must carry them as score_file's output does."""
+    off = tmp_path / "off.jsonl"
+    off.write_text("".join(json.dumps({"text": t, "label": "off_topic"}) + "\n" for t in (
+        "Buy cheap followers now, link in bio", "Who won the match last night?", "first!!!",
+        "Great weather for the weekend, anyone going hiking?", "lol this site keeps logging me out",
+        "Crypto giveaway, send 1 coin get 2 back", "my cat just knocked over my coffee",
+        "does anyone know a good pizza place downtown")))
+    gated = tmp_path / "gated"
+    cs.train(FIXTURES / "tiny", "tfidf-logreg", gated, off_topic=off)
+    parquet = inputs / "lang=en" / "c.parquet"
+    out = tmp_path / "gated.parquet"
+    cspark.predict_files([parquet], gated, out, spark=spark, max_chars=MAX_CHARS, rows_per_task=5)
+    got = pd.read_parquet(out)
+    names, _ = output_columns(cs.load_model(gated), [])
+    assert list(got.columns) == names and "review_reason" in names
+    _same(got, _single(gated, parquet, tmp_path), 1e-9)
+
+
 def test_existing_output_is_kept_and_rerun_gives_the_same_result(spark, model, inputs, tmp_path):
     out = tmp_path / "scores.jsonl"
     csv_in = inputs / "lang=fr" / "b.csv"

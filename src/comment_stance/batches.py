@@ -189,6 +189,7 @@ class UnitSpec:
     chunk_size: int = 10_000
     max_chars: int | None = None
     text_kept: bool = False  #: keep string types of kept columns (engines with a fixed schema)
+    encoding: str | None = None  #: text encoding of CSV/TSV/JSON lines (``stance predict --encoding``)
 
 
 def score_unit(model, unit: Unit, spec: UnitSpec, *, on_batch: Callable[[Unit, int], None] | None = None
@@ -209,12 +210,9 @@ def score_unit(model, unit: Unit, spec: UnitSpec, *, on_batch: Callable[[Unit, i
     partition = {k: v for k, v in unit.partition if k in keep}
     read_keep = [k for k in keep if k not in partition]
     max_chars = spec.max_chars or MAX_CHARS
-    if unit.row_groups is None:
-        chunks = read_chunks(unit.path, format=unit.format, columns=columns, keep=read_keep,
-                             chunk_size=spec.chunk_size, max_chars=max_chars)
-    else:
-        chunks = parquet_row_groups(unit, columns=columns, keep=read_keep, chunk_size=spec.chunk_size,
-                                    max_chars=max_chars)
+    chunks = read_chunks(unit.path, format=unit.format, columns=columns, keep=read_keep, chunk_size=spec.chunk_size,
+                         max_chars=max_chars, encoding=spec.encoding,
+                         row_groups=list(unit.row_groups) if unit.row_groups is not None else None)
     recent = _RecentComments()
     for number, chunk in enumerate(chunks):
         if not unit.has_id_column:
@@ -249,41 +247,3 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
-
-
-def parquet_row_groups(unit: Unit, *, columns, keep: Sequence[str], chunk_size: int, max_chars: int):
-    """Chunks of some row groups of a Parquet file, validated like the reader's chunks; rows are
-    numbered from ``unit.first_row`` as in the whole file."""
-    import pyarrow.parquet as pq
-
-    from .errors import DataError
-    from .readers import _Batch, _check_header, _extra, _table_sources
-
-    path = Path(unit.path)
-    try:
-        source = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: cannot read Parquet ({exc})", "check that the file is complete") from None
-    sources = _table_sources(columns)
-    header = list(source.schema_arrow.names)
-    _check_header(path, header, sources, list(keep))
-    present = {f: s for f, s in sources.items() if s in header}
-    extra = _extra(list(keep))
-    wanted = list(dict.fromkeys([*present.values(), *extra]))
-    batch = _Batch(extra, "row", max_chars)
-    row = unit.first_row - 1
-    try:
-        for arrow in source.iter_batches(batch_size=chunk_size, row_groups=list(unit.row_groups or ()),
-                                         columns=wanted):
-            values = {name: arrow.column(name).to_pylist() for name in wanted}
-            for i in range(arrow.num_rows):
-                row += 1
-                batch.add(row, {f: values[s][i] for f, s in present.items()}, [values[s][i] for s in extra], None)
-                if len(batch) >= chunk_size:
-                    yield batch.emit(None)
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"{path}: row {row + 1}: cannot read Parquet ({exc})", "check that the file is complete") from None
-    if len(batch):
-        yield batch.emit(None)

@@ -127,6 +127,7 @@ def read_chunks(
     chunk_size: int = 10_000,
     max_chars: int = MAX_CHARS,
     encoding: str | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[CommentChunk]:
     """Stream the comments of ``path`` as chunks of canonical records, in file order.
 
@@ -136,6 +137,8 @@ def read_chunks(
     than ``max_chars`` is cut to that length while the file is read and makes its row an error
     row. ``encoding`` is the text encoding of CSV/TSV, JSON lines and article pages (default UTF-8,
     with or without a byte-order mark); XML declares its own, which ``encoding`` overrides.
+    ``row_groups`` reads only those row groups of a Parquet file (a distributed engine's share of
+    it), rows still numbered as in the whole file.
 
     >>> chunks = read_chunks("tests/fixtures/exports/comments.csv", chunk_size=2)
     >>> [len(c) for c in chunks]
@@ -158,8 +161,13 @@ def read_chunks(
         "wordpress": _wordpress_records, "article": _article_records,
     }
     warnings = _Warnings()
+    options = {}
+    if row_groups is not None:
+        if fmt != "parquet":
+            raise DataError(f"{path}: row groups exist only in Parquet files, not {fmt}", "read the whole file")
+        options["row_groups"] = list(row_groups)
     source = readers[fmt](path, fmt=fmt, columns=columns, keep=keep, chunk_size=chunk_size, max_chars=max_chars,
-                          encoding=encoding, warnings=warnings)
+                          encoding=encoding, warnings=warnings, **options)
     unit = "row" if fmt == "parquet" else "line"
     batch = _Batch(_extra(keep), unit, max_chars, encoding)
     progress = None
@@ -588,7 +596,8 @@ def _from_epoch(value: Any) -> str | None:
 
 
 def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str], chunk_size: int,
-                     max_chars: int, encoding: str | None, warnings: _Warnings):
+                     max_chars: int, encoding: str | None, warnings: _Warnings,
+                     row_groups: list[int] | None = None):
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -605,12 +614,17 @@ def _parquet_records(path: Path, *, fmt: str, columns: Columns, keep: list[str],
     wanted = list(dict.fromkeys([*present.values(), *kept_src]))
     # the name an over-long value is reported under: its canonical field, else the kept column
     shown = {**{src: name for name, src in present.items()}, **{name: name for name in kept_src}}
-    total = source.metadata.num_rows or 1
+    meta = source.metadata
     row = 0
+    if row_groups is None:
+        total = meta.num_rows or 1
+    else:  # rows keep their numbers in the whole file
+        row = sum(meta.row_group(g).num_rows for g in range(min(row_groups, default=0)))
+        total = row + sum(meta.row_group(g).num_rows for g in row_groups) or 1
     try:
         # only the columns needed, in batches of at most the chunk size; text columns are cut to
         # max_chars in Arrow before they become Python strings
-        for batch in source.iter_batches(batch_size=min(chunk_size, 4096), columns=wanted):
+        for batch in source.iter_batches(batch_size=min(chunk_size, 4096), columns=wanted, row_groups=row_groups):
             values, over = {}, {}
             for name in wanted:
                 column = batch.column(name)

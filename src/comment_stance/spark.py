@@ -90,6 +90,8 @@ class _ModelShipment:
         folder = Path(model_dir)
         config = read_config(folder)  # a clear error for a folder that is no model, before any task
         self.labels = [str(c) for c in config["labels"]]
+        #: a model with an off-topic gate always adds needs_review and review_reason (scoring.output_columns)
+        self.gated = bool(config.get("off_topic"))
         self.manifest = folder_manifest(folder)
         self.distribute = distribute
         self.path = str(folder.resolve())
@@ -124,14 +126,14 @@ def _task_cpus(spark: "SparkSession") -> int:
 
 # -- schema ----------------------------------------------------------------------------------------
 def _output_schema(labels: Sequence[str], keep: Sequence[str], review_below: float | None,
-                   kept_types: dict[str, Any] | None = None):
+                   kept_types: dict[str, Any] | None = None, *, gated: bool = False):
     """The Spark schema of scored output: :func:`comment_stance.scoring.output_columns`, whose
     typed columns map to Spark types; kept columns take ``kept_types`` (default: string)."""
     from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType, StructField, StructType
 
     from .scoring import output_columns
 
-    names, types = output_columns(labels, keep, review_below)
+    names, types = output_columns(labels, keep, review_below, review=True if gated else None)
     spark_types = {"str": StringType(), "float": DoubleType(), "bool": BooleanType(), "int": LongType()}
     kept_names = [k for k in dict.fromkeys(keep) if k != "id"]
     kept_out = dict(zip(names[1:1 + len(kept_names)], kept_names))
@@ -189,7 +191,7 @@ def score_dataframe(
                         "add one (e.g. from _metadata.file_path and _metadata.row_index for Parquet) or pass id_col=")
     shipment = _ModelShipment(spark, model_dir, distribute=distribute)
     kept_types = {f.name: f.dataType for f in df.schema.fields}
-    schema, names = _output_schema(shipment.labels, keep, review_below, kept_types)
+    schema, names = _output_schema(shipment.labels, keep, review_below, kept_types, gated=shipment.gated)
     spec = FrameSpec(text_col=text_col, id_col=id_col,
                      target_col=target_col if target_col in df.columns else None,
                      parent_id_col=parent_id_col, parent_text_col=parent_text_col, keep=tuple(keep),
@@ -357,6 +359,7 @@ def predict_files(
     review_below: float | None = None,
     chunk_size: int = 10_000,
     max_chars: int | None = None,
+    encoding: str | None = None,
     overwrite: bool = False,
     master: str = "local[*]",
     conf: dict[str, str] | None = None,
@@ -394,9 +397,9 @@ def predict_files(
     started = time.perf_counter()
     spark = spark or spark_session(master, conf)
     shipment = _ModelShipment(spark, model_dir, distribute=distribute)
-    schema, names = _output_schema(shipment.labels, keep, review_below)
+    schema, names = _output_schema(shipment.labels, keep, review_below, gated=shipment.gated)
     spec = UnitSpec(columns=asdict(columns), keep=tuple(keep), target=target, review_below=review_below,
-                    chunk_size=chunk_size, max_chars=max_chars, text_kept=True)
+                    chunk_size=chunk_size, max_chars=max_chars, text_kept=True, encoding=encoding)
     settings = {"threads": shipment.threads, **(runtime or {})}
     csv_out = out_format == "csv"
 
@@ -500,7 +503,7 @@ def evaluate_files(
     spark = spark or spark_session(master, conf)
     shipment = _ModelShipment(spark, model_dir, distribute=distribute)
     keep = [columns.label, "target"]
-    schema, names = _output_schema(shipment.labels, keep, None)
+    schema, names = _output_schema(shipment.labels, keep, None, gated=shipment.gated)
     gold = names[1]  # the label column as output_columns names it (input_label for "label")
     spec = UnitSpec(columns=asdict(columns), keep=tuple(keep), chunk_size=10_000, text_kept=True)
     settings = {"threads": shipment.threads}

@@ -70,7 +70,7 @@ def predict_cli(
         return _spark.predict(inputs or [], model=model, out=out, text=text, resume=resume, master=master,
                               spark_conf=spark_conf, json_out=json_out, quiet=quiet, format=format,
                               keep=_split(keep), target=target, review_below=review_below, overwrite=overwrite,
-                              chunk_size=chunk_size, max_chars=max_chars,
+                              chunk_size=chunk_size, max_chars=max_chars, encoding=encoding,
                               runtime={"quantize": quantize, "inference_batch_size": batch_size},
                               columns=Columns(text=text_col, target=target_col, id=id_col))
     if inputs is not None and len(inputs) > 1:
