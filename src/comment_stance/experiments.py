@@ -53,8 +53,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from . import __version__
-from .persist import staged_folder
-from .errors import ConfigError, DataError, OutputError, StanceError
+from .persist import check_destination, staged_folder
+from .errors import ConfigError, DataError, StanceError
 
 #: where runs go when neither ``--out`` nor ``experiment.runs_dir`` says otherwise
 DEFAULT_RUNS_DIR = "experiments/runs"
@@ -562,7 +562,7 @@ def run_experiment(
     jobs = plan(config)
     emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
 
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, overwrite=overwrite, kind="run") as staging:
         metrics: dict[str, Any] = {"evaluations": {}}
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
@@ -613,8 +613,7 @@ def run_experiment(
 def _run_folder(config: dict[str, Any], out: str | Path | None, overwrite: bool) -> Path:
     if out is not None:
         folder = Path(out)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
-            raise OutputError(f"{folder}: already exists", "choose another --out or pass --overwrite")
+        check_destination(folder, overwrite=overwrite, kind="run")
         return folder
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(config["experiment"]["runs_dir"]) / f"{config['experiment']['name']}-{stamp}"

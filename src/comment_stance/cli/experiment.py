@@ -40,7 +40,8 @@ def run_cli(
     config: Path = CONFIG,
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run folder; default: <runs_dir>/<name>-<timestamp> (experiments/runs/...)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an existing run folder (only one this command wrote)."),
     json_out: bool = JSON_OUT,
     quiet: bool = QUIET,
 ) -> None:
