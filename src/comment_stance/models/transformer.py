@@ -149,8 +149,7 @@ class TransformerModel(StanceModel):
         y_train = np.array([index[v] for v in labels], dtype=np.int64)
         y_dev = np.array([index[v] for v in dev_labels], dtype=np.int64)
 
-        with _torch_threads(self.threads):
-            seed_everything(self.seed)
+        with _torch_threads(self.threads), _seeded(self.seed):
             source = resolve_base_model(self.base_model)
             tokenizer, model = _load_base(source, classes)
             train_enc = tokenize(tokenizer, *self._segments(inputs, tokenizer), max_length=self.max_length)
@@ -618,7 +617,32 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed Python, numpy and torch for the block, then give the caller's random state back.
+
+    Training needs torch's global generator (head initialization, dropout), which has no
+    per-model replacement; the caller's streams of random numbers continue afterwards as if
+    training had not happened.
+    """
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+@contextlib.contextmanager
 def _torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch intra-op threads, then restore the previous number.
+
+    Unavoidable, so scoped: torch has only a process-wide setting (no per-call one). Two threads
+    of one process that call with different ``threads`` at the same time share the setting.
+    """
     import torch
 
     if not threads:
