@@ -362,15 +362,38 @@ def test_a_skops_file_that_unpacks_too_large_is_refused(tmp_path, monkeypatch, t
         load_model(folder)
 
 
-@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
-def test_transformer_weights_asking_for_remote_code_are_refused(tmp_path, name):
+@pytest.mark.parametrize("name, key, value, message", [
+    ("config.json", "auto_map", {"AutoModelForSequenceClassification": "evil.Model"}, "asks to run code shipped"),
+    ("tokenizer_config.json", "auto_map", {"AutoTokenizer": ["evil.Tok", None]}, "asks to run code shipped"),
+    ("config.json", "_attn_implementation_internal", "evil/kernels", "names code to fetch from the Hub"),
+])
+def test_transformer_weights_asking_for_code_are_refused(tmp_path, name, key, value, message):
     folder = _transformer_folder(tmp_path)
     path = folder / "weights" / name
     data = json.loads(path.read_text()) if path.exists() else {}
-    data["auto_map"] = {"AutoModelForSequenceClassification": "evil.Model"}
+    data[key] = value
     path.write_text(json.dumps(data))
-    with pytest.raises(ModelError, match=rf"weights/{name}: asks to run code shipped with the model"):
+    with pytest.raises(ModelError, match=rf"weights/{name}: .*{message}"):
         load_model(folder)
+
+
+@pytest.mark.parametrize("package, vulnerable", [
+    ("skops", "0.12.1"),          # GHSA-378x-6p4f-8jgm fixed in 0.13.0
+    ("transformers", "5.2.0"),    # GHSA-29pf-2h5f-8g72 fixed in 5.3.0
+    ("torch", "2.9.1"),           # CVE-2026-24747 fixed in 2.10.0
+    ("scikit-learn", "1.4.2"),    # GHSA-jw8x-6495-233v fixed in 1.5.0
+])
+def test_pyproject_requires_versions_past_the_advisories(package, vulnerable):
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    specifier = next(Requirement(r).specifier for r in requirements if Requirement(r).name == package)
+    assert not specifier.contains(vulnerable)
+    assert specifier.contains(version(package), prereleases=True)  # what is installed still satisfies it
 
 
 def test_hostile_folder_checks_do_not_import_torch(tmp_path):

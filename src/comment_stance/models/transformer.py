@@ -574,10 +574,12 @@ def _load_pretrained(source: str | Path, *, local_only: bool, **config: Any):
 
 
 def _refuse_remote_code(path: Path) -> None:
-    """Refuse weights whose configs ask transformers for code shipped with the model (``auto_map``).
+    """Refuse weights whose configs ask transformers for code: shipped with the model (``auto_map``)
+    or fetched from the Hub as an attention "kernel" (an ``attn_implementation`` naming a repository).
 
-    transformers runs such code only with ``trust_remote_code=True``, which is never passed; this
-    says so in one line, naming the file, instead of transformers' longer error.
+    transformers runs the first only with ``trust_remote_code=True``, which is never passed; the
+    second ran code even without it before transformers 5.3 (CVE-2026-4372). Neither is in a
+    folder this tool writes, and the error names the file.
     """
     import json
 
@@ -589,9 +591,15 @@ def _refuse_remote_code(path: Path) -> None:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (ValueError, RecursionError):
             raise ModelError(f"{file}: not valid JSON", "the model folder is damaged; retrain it") from None
-        if isinstance(data, dict) and data.get("auto_map"):
+        if not isinstance(data, dict):
+            continue
+        if data.get("auto_map"):
             raise ModelError(f"{file}: asks to run code shipped with the model ('auto_map'), which is never run",
                              "use model folders written by comment-stance, or retrain the model")
+        for key, value in data.items():
+            if "attn_implementation" in key and isinstance(value, str) and "/" in value:
+                raise ModelError(f"{file}: '{key}' names code to fetch from the Hub ('{value}'), which is never run",
+                                 "use model folders written by comment-stance, or retrain the model")
 
 
 def quantize_int8(model):
