@@ -162,10 +162,29 @@ def test_a_failure_while_building_keeps_the_old_folder(tmp_path, majority, tfidf
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+def test_the_old_folder_is_swapped_out_atomically_where_the_system_can(tmp_path, monkeypatch, majority, tfidf):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux-only")
+    folder = save_model(tfidf, tmp_path / "m")
+    seen = []
+
+    def rmtree(path, **kwargs):  # when the old folder is deleted, the new one is already in place
+        seen.append(load_model(folder).family)
+        return real_rmtree(path, **kwargs)
+
+    real_rmtree = persist.shutil.rmtree
+    monkeypatch.setattr(persist.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(persist.os, "rename", lambda *a: pytest.fail("renamed instead of swapped"))
+    save_model(majority, folder, overwrite=True)
+    assert seen == ["majority"] and load_model(folder).family == "majority"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
 def test_a_failed_final_rename_puts_the_old_folder_back(tmp_path, monkeypatch, majority, tfidf):
     folder = save_model(tfidf, tmp_path / "m")
     before = load_model(folder).predict_proba(TEXTS)
     real_rename = os.rename
+    monkeypatch.setattr(persist, "_exchange", lambda a, b: False)  # the portable path
 
     def rename(src, dst):
         if Path(dst) == folder and ".partial-" in Path(src).name:

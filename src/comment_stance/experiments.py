@@ -601,11 +601,12 @@ def run_experiment(
         (staging / RUN_FILES["config"]).write_text(
             f"# resolved config of run {folder.name}: rerun with `stance experiment run {folder / RUN_FILES['config']}`\n"
             + dump_toml(config), encoding="utf-8")
-    run = load_run(folder)
-    if report:
-        from .report import write_report
+        if report:  # inside the staged folder, so that a crash never leaves a run without its report
+            from .report import leaderboard, write_report
 
-        write_report(run, folder)
+            staged = Run(staging)
+            write_report(staged, staging, board={**leaderboard(staged), "run": folder.name})
+    run = load_run(folder)
     emit({"kind": "done", "folder": str(folder), "duration_s": timings["total_s"]})
     return run
 

@@ -13,6 +13,7 @@ A model folder holds::
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import json
@@ -20,6 +21,7 @@ import os
 import platform
 import shutil
 import secrets
+import sys
 from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
@@ -177,10 +179,12 @@ def staged_folder(folder: str | Path, *, overwrite: bool = False, kind: str = "m
 
     The destination is checked with :func:`check_destination` before the block and again before
     it is replaced. A crash or Ctrl-C inside the block removes the half-built folder and leaves any
-    existing ``folder`` untouched. An existing folder is renamed aside, the new one renamed into
-    place, and only then the old one deleted; if the second rename fails the old one is put back.
-    A process killed between the two renames leaves the old folder aside under a hidden name: the
-    next ``staged_folder`` for the same destination puts it back first (see :func:`_recover`).
+    existing ``folder`` untouched. An existing folder is swapped with the new one in one atomic
+    step where the system can (Linux), and only then deleted. Elsewhere it is renamed aside, the
+    new one renamed into place, and only then the old one deleted; if the second rename fails the
+    old one is put back, and a process killed between the two renames leaves the old folder aside
+    under a hidden name, which the next ``staged_folder`` for the same destination puts back first
+    (see :func:`_recover`).
     """
     folder = Path(folder)
     check_destination(folder, overwrite=overwrite, kind=kind)
@@ -204,6 +208,9 @@ def _replace(staging: Path, folder: Path, *, overwrite: bool, kind: str) -> None
         folder.rmdir()
         os.rename(staging, folder)
         return
+    if _exchange(staging, folder):  # one atomic step: the destination is never missing
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the old folder
+        return
     aside = _new_sibling(folder, "old")
     os.rename(folder, aside / "folder")
     try:
@@ -213,6 +220,26 @@ def _replace(staging: Path, folder: Path, *, overwrite: bool, kind: str) -> None
         aside.rmdir()
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not glibc 2.28+
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_cwd, exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without it
+        return False
+    raise OSError(error, os.strerror(error), str(second))
 
 
 def _new_sibling(folder: Path, state: str) -> Path:
@@ -293,6 +320,10 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / CONFIG
     if not folder.is_dir():
+        aside = sorted(folder.parent.glob(f".{glob.escape(folder.name)}.old-*/folder"))
+        if aside:  # a process killed while it replaced the folder (without an atomic swap)
+            raise ModelError(f"{folder}: no such model folder; an interrupted --overwrite left the previous one at "
+                             f"{aside[-1]}", "rerun the command, or move that folder back")
         raise ModelError(f"{folder}: no such model folder", "pass the folder written by 'stance train --out'")
     if not path.is_file():
         raise ModelError(f"{folder}: not a model folder (no {CONFIG})", "pass the folder written by 'stance train --out'")
