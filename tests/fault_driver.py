@@ -29,17 +29,14 @@ import signal
 import sys
 from pathlib import Path
 
-# A forked child must not inherit a busy BLAS thread pool.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 TEXTS = ["Sign it now, it is a good deal.", "Only with independent monitors.", "Never, it is a trap."]
 WRITE_MODES = set("wax+")
 
 
-def arm(root: Path, kill_at: tuple[int, str] | None, log) -> None:
+def arm(root: Path, kill_at: tuple[int | str, str] | None, log) -> None:
     """Patch the file-system primitives so that the process dies just ``before`` or just ``after``
-    step ``kill_at[0]`` under ``root`` (after an ``open``: the file exists, nothing written yet)."""
+    step ``kill_at[0]`` under ``root`` (after an ``open``: the file exists, nothing written yet).
+    The step is a number, or a text: the first step whose line contains it."""
     count = 0
     root_text = str(root)
 
@@ -49,9 +46,10 @@ def arm(root: Path, kill_at: tuple[int, str] | None, log) -> None:
         if not str(text).startswith(root_text):
             return False
         count += 1
-        log.write(f"{count}\t{op}\t{os.path.relpath(text, root_text)}\n")
+        line = f"{count}\t{op}\t{os.path.relpath(text, root_text)}"
+        log.write(line + "\n")
         log.flush()
-        if kill_at is not None and count == kill_at[0]:
+        if kill_at is not None and (count == kill_at[0] or (isinstance(kill_at[0], str) and kill_at[0] in line)):
             if kill_at[1] == "before":
                 os.kill(os.getpid(), signal.SIGKILL)
             return True
@@ -166,6 +164,14 @@ def run_child(args: list[str], root: Path, kill_at: int | None) -> tuple[str, li
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     root, kind = Path(spec["root"]), spec["kind"]
+    if spec.get("single"):  # this process is the one killed: no fork (torch does not survive one well)
+        arm(root, tuple(spec["single"]), sys.stderr)
+        from comment_stance.cli import app
+
+        app(args=spec["args"], prog_name="stance")
+        return
+    # a forked child must not inherit a busy BLAS thread pool
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
     import comment_stance.cli  # noqa: F401  (imports paid once, before forking)
     from comment_stance.models.baselines import _skops_io
 
