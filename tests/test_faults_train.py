@@ -52,6 +52,9 @@ def check(records: list[dict], *, previous: bool) -> None:
     allowed = {"old", "new"} if previous and sys.platform.startswith("linux") else {"absent", "old", "new"}
     if not previous:
         allowed = {"absent", "new"}
+    for record in records:  # one line per fault point (pytest -rA shows them)
+        print(f"{record['point'][1]:>6} step {record['op']!r}: {record['status']} -> {record['state']}"
+              f"; rerun -> {record.get('rerun_state', '(not needed)')}")
     for record in records:
         assert record["status"].startswith(("killed(9)", "exit(0)")), record
         assert record["state"] in allowed, record
@@ -128,6 +131,7 @@ def _outside_kills(tmp_path: Path, args: list[str], kind: str, seeds: list[int])
         state = "absent" if not dest.exists() else ("new" if _fingerprint(dest, kind) == reference else "broken")
         again = _run(fill(dest)) if state != "new" else None
         findings.append({"seed": seed, "delay_s": round(delay, 2), "status": status, "state": state})
+        print(f"seed {seed}: killed after {delay:.1f} s of {duration:.1f} s -> {status}, {state}")
         assert state in ("absent", "new"), findings[-1]
         if again is not None:
             assert again.returncode == 0, again.stderr
