@@ -98,9 +98,8 @@ def fingerprint(folder: Path, kind: str):
         from comment_stance.persist import load_model
 
         model = load_model(folder)
-        config = json.loads((folder / "config.json").read_text())
+        config = _without_timings(json.loads((folder / "config.json").read_text()))
         config.pop("created_at", None)
-        config.get("training", {}).pop("time_s", None)
         return {"files": files, "config": config, "metrics": json.loads((folder / "metrics.json").read_text()),
                 "proba": [[round(float(x), 10) for x in row] for row in model.predict_proba(TEXTS)]}
     from comment_stance.experiments import load_run
@@ -113,6 +112,15 @@ def fingerprint(folder: Path, kind: str):
                "report.md": md.is_file() and md.stat().st_size > 0}
     return {"files": files, "metrics": run.metrics, "info": info, "config": run.config, "predictions": predictions,
             "reports_complete": reports}
+
+
+def _without_timings(value):
+    """``value`` without the fields that measure time (``time_s``, ``examples_per_s``...)."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not k.endswith(("time_s", "_per_s"))}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
 
 
 def classify(dest: Path, kind: str, old, new) -> str:
