@@ -97,7 +97,7 @@ def save_model(
 #: what each kind of folder this tool writes may hold; ``--overwrite`` replaces nothing else
 FOLDER_KINDS: dict[str, dict[str, Any]] = {
     "model": {"what": "model folder", "command": "stance train",
-              "entries": (CONFIG, METRICS, CARD, "weights", "confusion*.png")},  # + stance evaluate --out
+              "entries": (CONFIG, METRICS, CARD, "weights", "confusion*.png", "off_topic")},
     "run": {"what": "run folder", "command": "stance experiment run",
             "entries": ("config.toml", "run.json", "environment.json", "metrics.json", "timings.json", "predictions",
                         "models", "report.md", "report.html")},
