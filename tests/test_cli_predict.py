@@ -205,3 +205,17 @@ def test_a_cut_export_says_how_many_rows_were_kept(model, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["resumed_rows"] == 50
     assert [row["id"] for row in csv.DictReader(out.open())] == [f"p{i}" for i in range(60)]
+
+
+def test_summary_is_not_wrapped_into_a_pipe_whatever_the_path_or_columns(model, tmp_path, monkeypatch):
+    # Regression: rich wrapped the summary at 80 columns, so "4 rows" was split on a long checkout path.
+    monkeypatch.setenv("COLUMNS", "30")
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 8)
+    deep.mkdir(parents=True)
+    out = deep / "scores.csv"
+    result = run("--model", model, EXPORTS / "reddit.ndjson", "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = [line for line in result.output.splitlines() if line.startswith(str(EXPORTS / "reddit.ndjson"))]
+    assert len(summary) == 1, result.output
+    assert f"-> {out} (csv): 4 rows in " in summary[0]
+    assert "line 3: comment deleted on Reddit" in result.output

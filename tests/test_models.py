@@ -103,8 +103,9 @@ def test_existing_folder_is_not_clobbered(tiny, tmp_path):
     with pytest.raises(OutputError, match="already exists"):
         model.save(tmp_path / "m")
     assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
-    model.save(tmp_path / "m", overwrite=True)
-    assert not (tmp_path / "m" / "keep.txt").exists()
+    with pytest.raises(OutputError, match="was not written by 'stance train'"):
+        model.save(tmp_path / "m", overwrite=True)  # --overwrite replaces only our own model folders
+    assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
 
 
 def test_loading_refuses_foreign_types_in_weights(tiny, tmp_path):

@@ -1,22 +1,26 @@
-"""Figures: the confusion matrix and per-article scores as PNG files."""
+"""Figures: the confusion matrix and per-article scores as PNG files.
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through ``pyplot``: nothing
+here changes matplotlib's backend or pyplot's list of open figures, so a notebook or program
+that imports the library keeps its own settings (``savefig`` renders PNG with Agg by itself).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
 
 def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Draw a confusion matrix (rows: true, columns: predicted) with counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     data = np.asarray(matrix)
     size = 1.2 + 0.9 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(data, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -34,28 +38,25 @@ def confusion_png(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: 
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Lay out ``fig``, write it to ``path`` (creating folders) and close it."""
-    import matplotlib.pyplot as plt
-
+    """Lay out ``fig``, write it to ``path`` (creating folders) and close it if pyplot holds it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:  # a figure made with pyplot stays open until closed
+        sys.modules["matplotlib.pyplot"].close(fig)
     return path
 
 
 def article_scores_png(scores, path: str | Path, title: str = "") -> Path:
     """Draw ``scores`` (rows: articles, columns: models) as grouped bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     articles, models = list(scores.index), list(scores.columns)
     width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(min(12.0, max(5.0, 0.6 * len(articles) * max(1, len(models) / 2) + 2)), 3.4))
+    fig = Figure(figsize=(min(12.0, max(5.0, 0.6 * len(articles) * max(1, len(models) / 2) + 2)), 3.4))
+    ax = fig.subplots()
     x = np.arange(len(articles))
     for i, model in enumerate(models):
         ax.bar(x + (i - (len(models) - 1) / 2) * width, scores[model].to_numpy(dtype=float), width, label=model)

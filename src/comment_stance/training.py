@@ -13,7 +13,7 @@ from .data import Columns, Dataset, load_dataset, table_sha256, with_parent_text
 from .evaluation import evaluate_model
 from .models import PRESETS, make_model
 from .models.base import StanceModel
-from .persist import save_model
+from .persist import check_destination, save_model
 
 
 @dataclass
@@ -46,12 +46,16 @@ def train(
     evaluate_on: tuple[str, ...] = ("dev", "test"),
     progress: bool = False,
     off_topic: str | Path | Dataset | None = None,
+    figures: bool = False,
 ) -> TrainResult:
     """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
 
     ``model`` is a preset name (``majority``, ``tfidf-logreg``, ``tfidf-svm``, ``transformer``) or
     an unfitted model. The model is scored on each split named in ``evaluate_on`` that the dataset
-    has; the scores go into the folder's ``metrics.json`` and model card.
+    has; the scores go into the folder's ``metrics.json`` and model card, and with ``figures`` a
+    confusion matrix per split into ``confusion-<split>.png``. ``out`` is checked before training
+    (an existing folder is replaced only with ``overwrite``; see
+    :func:`comment_stance.persist.check_destination`).
 
     ``off_topic`` (a folder or file of comments labelled ``off_topic``) also trains an off-topic
     gate (:mod:`comment_stance.offtopic`) on the train split's comments against the off-topic
@@ -63,6 +67,8 @@ def train(
     >>> result.folder.name, sorted(result.metrics), result.metrics["test"]["n"]
     ('my-model', ['dev', 'test'], 9)
     """
+    if out is not None:
+        check_destination(out, overwrite=overwrite, kind="model")  # fail before a long training, not after
     dataset = data if isinstance(data, Dataset) else load_dataset(data, columns)
     if isinstance(model, str):
         name = model
@@ -105,7 +111,9 @@ def train(
             "preset": name if name in PRESETS else None,
             "targets": _targets(train_table),
         }
-        folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite)
+        extras = _confusion_figures(metrics, name) if figures and metrics else None
+        folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
+                            extras=extras)
     return TrainResult(estimator, folder, metrics, elapsed, gate_metrics)
 
 
@@ -134,3 +142,14 @@ def _train_gate(estimator: StanceModel, dataset: Dataset, off_topic: Any, column
     gate.gate_metrics_ = scores
     attach_gate(estimator, gate)
     return scores
+
+
+def _confusion_figures(metrics: dict[str, Any], name: str):
+    def draw(folder: Path) -> None:
+        from .plots import confusion_png
+
+        for split, scores in metrics.items():
+            confusion_png(scores["confusion"]["matrix"], scores["confusion"]["labels"],
+                          folder / f"confusion-{split}.png", title=f"{name} on {split}")
+
+    return draw

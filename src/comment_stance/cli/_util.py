@@ -51,16 +51,34 @@ def parse_polar(text: str | None) -> list[str] | None:
     return parts
 
 
+#: line width for output that is not going to a terminal: wide enough that no line is ever wrapped
+PIPE_WIDTH = 10_000
+
+
+def make_console(stderr: bool = False, **options: Any):
+    """A rich console for tables and summaries.
+
+    On a terminal it wraps to the terminal's width. Into a pipe, a file or a test runner it never
+    wraps a line, whatever ``COLUMNS`` says, so the output does not depend on the terminal or on the
+    length of a path printed in it, and ``grep`` finds every sentence whole.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=stderr, **options)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH, **options)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def metrics_tables(metrics: dict[str, Any], title: str = "") -> None:
     """Print a summary line and a per-label precision/recall/F1 table for one evaluation."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     ci = metrics.get("macro_f1_ci")
     ci_text = f"  (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
     extra = f"  F_avg {metrics['f_avg']:.3f} ({'/'.join(metrics['polar'])})" if "f_avg" in metrics else ""

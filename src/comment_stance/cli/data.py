@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._util import JSON_OUT, cli_errors, print_json
+from ._util import JSON_OUT, cli_errors, make_console, print_json
 
 app = typer.Typer(help="Inspect and check comment datasets.", no_args_is_help=True)
 
@@ -23,7 +23,6 @@ def stats_cli(
     if json_out:
         print_json(stats)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{stats['source']}", title_justify="left")
@@ -33,7 +32,7 @@ def stats_cli(
     for split, row in stats["splits"].items():
         table.add_row(split, str(row["rows"]), *[f"{row['label_counts'].get(l, 0)}" for l in labels],
                       str(row["targets"]), f"{row['reply_share']:.0%}", f"{row['median_words']:.0f}")
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("check")

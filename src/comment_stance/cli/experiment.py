@@ -6,7 +6,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import StanceError
-from ._util import JSON_OUT, QUIET, cli_errors, print_json
+from ._util import JSON_OUT, QUIET, cli_errors, make_console, print_json
 
 app = typer.Typer(help="Run reproducible experiments from config files (see experiments/README.md).",
                   no_args_is_help=True)
@@ -40,7 +40,8 @@ def run_cli(
     config: Path = CONFIG,
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run folder; default: <runs_dir>/<name>-<timestamp> (experiments/runs/...)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an existing run folder (only one this command wrote)."),
     json_out: bool = JSON_OUT,
     quiet: bool = QUIET,
 ) -> None:
@@ -49,14 +50,12 @@ def run_cli(
     Change any config value with a dotted option, e.g.
     stance experiment run experiments/baseline.toml --models.transformer.epochs 1 --experiment.seeds 0,1
     """
-    from rich.console import Console
-
     from ..experiments import load_config, run_experiment
     from ..report import leaderboard, markdown
 
     overrides = parse_overrides(ctx.args)
     resolved = load_config(config, overrides)  # a bad config fails here, before anything is trained
-    console = Console(stderr=True, highlight=False)
+    console = make_console(stderr=True, highlight=False)
     show = not (quiet or json_out)
 
     def on_event(event: dict[str, Any]) -> None:

@@ -198,10 +198,11 @@ class _progress_bar:
 
 
 def _print_summary(summary, err: bool = False) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=err)
+    from ._util import make_console
+
+    console = make_console(stderr=err)
     resumed = f", {summary.resumed_rows:,} of them from the interrupted run" if summary.resumed_rows else ""
     title = (f"{summary.input} ({summary.input_format}) -> {summary.output or 'stdout'} ({summary.output_format}): "
              f"{summary.rows:,} rows{resumed} in {summary.time_s:.1f} s, {summary.rows_per_s:,.0f} rows/s")

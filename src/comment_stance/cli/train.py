@@ -40,7 +40,9 @@ def train_cli(
                                                   help="Transformer: add a reply's parent comment to its input."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Transformer: torch CPU threads (default: torch's)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same seed, same model on the same machine)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an existing model folder (only one 'stance train' wrote, "
+                                        "holding nothing else)."),
     off_topic: Optional[Path] = typer.Option(
         None, "--off-topic", help="Folder or file of off_topic comments: also train an off-topic gate that flags "
                                   "them for review (e.g. data/processed/off-topic)."),
@@ -52,7 +54,6 @@ def train_cli(
     quiet: bool = QUIET,
 ) -> None:
     """Train a model on the train split and save it; print its dev and test scores."""
-    from ..plots import confusion_png
     from ..training import train
 
     params = parse_params(param)
@@ -63,11 +64,8 @@ def train_cli(
     result = train(
         data, model, out, params=params, per_target=per_target,
         columns=columns_from(text_col, label_col, target_col, id_col), polar=parse_polar(polar),
-        overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic,
+        overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic, figures=True,
     )
-    for split, scores in result.metrics.items():
-        confusion_png(scores["confusion"]["matrix"], scores["confusion"]["labels"],
-                      result.folder / f"confusion-{split}.png", title=f"{model} on {split}")
     if json_out:
         print_json({"model": str(result.folder), "time_s": round(result.time_s, 3), "metrics": result.metrics,
                     **({"off_topic": result.off_topic} if result.off_topic is not None else {})})

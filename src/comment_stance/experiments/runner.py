@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import DataError, OutputError
-from ..persist import staged_folder
+from ..errors import DataError
+from ..persist import check_destination, staged_folder
 from .config import dump_toml, load_config, model_params
 from .protocols import EvaluationData, load_evaluation_data
 from .runs import RUN_FILES, Run, _command_line, _plain, _write_json, environment, load_run
@@ -77,7 +77,7 @@ def run_experiment(
     jobs = plan(config)
     emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
 
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, overwrite=overwrite, kind="run") as staging:
         metrics: dict[str, Any] = {"evaluations": {}}
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
@@ -116,11 +116,12 @@ def run_experiment(
         (staging / RUN_FILES["config"]).write_text(
             f"# resolved config of run {folder.name}: rerun with `stance experiment run {folder / RUN_FILES['config']}`\n"
             + dump_toml(config), encoding="utf-8")
-    run = load_run(folder)
-    if report:
-        from ..report import write_report
+        if report:  # inside the staged folder, so that a crash never leaves a run without its report
+            from ..report import leaderboard, write_report
 
-        write_report(run, folder)
+            staged = Run(staging)
+            write_report(staged, staging, board={**leaderboard(staged), "run": folder.name})
+    run = load_run(folder)
     emit({"kind": "done", "folder": str(folder), "duration_s": timings["total_s"]})
     return run
 
@@ -128,8 +129,7 @@ def run_experiment(
 def _run_folder(config: dict[str, Any], out: str | Path | None, overwrite: bool) -> Path:
     if out is not None:
         folder = Path(out)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
-            raise OutputError(f"{folder}: already exists", "choose another --out or pass --overwrite")
+        check_destination(folder, overwrite=overwrite, kind="run")
         return folder
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(config["experiment"]["runs_dir"]) / f"{config['experiment']['name']}-{stamp}"

@@ -52,6 +52,29 @@ def as_inputs(X: Any) -> Inputs:
     return Inputs(texts, [None] * len(texts), [None] * len(texts))
 
 
+def path_in_folder(folder: Path, relative: Any, what: str) -> Path:
+    """``folder / relative`` for a path that ``config.json`` names; refused when it leaves the folder.
+
+    Paths in a model folder are relative and stay inside it, so a folder handed to a user cannot
+    point the loader at files elsewhere on their machine.
+
+    >>> path_in_folder(Path("m"), "weights/pooled.skops", "weights").as_posix()
+    'm/weights/pooled.skops'
+    >>> path_in_folder(Path("m"), "../../etc/passwd", "weights")
+    Traceback (most recent call last):
+    ...
+    comment_stance.errors.ModelError: m/config.json: the weights path '../../etc/passwd' leaves the model folder (only load model folders written by comment-stance, or retrain the model)
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        raise ModelError(f"{folder / 'config.json'}: the {what} path {relative!r} is not a file name",
+                         "the model folder is damaged; retrain it")
+    parts = relative.replace("\\", "/").split("/")
+    if relative.startswith(("/", "\\", "~")) or Path(relative).is_absolute() or ":" in parts[0] or ".." in parts:
+        raise ModelError(f"{folder / 'config.json'}: the {what} path '{relative}' leaves the model folder",
+                         "only load model folders written by comment-stance, or retrain the model")
+    return folder / relative
+
+
 def _clean(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
         return None

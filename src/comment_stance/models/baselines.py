@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,11 @@ import numpy as np
 
 from ..calibration import fit_temperature, softmax
 from ..errors import ModelError
-from .base import Inputs, StanceModel, as_inputs
+from .base import Inputs, StanceModel, as_inputs, path_in_folder
+
+#: a skops file that would unpack to more than this is refused before it is read (a zip bomb, or
+#: not ours: a TF-IDF pipeline on a million comments unpacks to a few hundred MiB)
+MAX_SKOPS_UNPACKED_BYTES = 2 << 30
 
 # Every type a saved TF-IDF pipeline may contain. Loading refuses any file that holds another
 # type, so a model folder handed to a user cannot run code of its author's choosing.
@@ -242,10 +248,16 @@ class TfidfModel(StanceModel):
                 "temperature_divides": True}
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
-        self.classes_ = np.array(config["labels"], dtype=object)
-        self.pipeline_ = _load_skops(folder / config["weights"]["pooled"])
-        self.target_pipelines_ = {t: _load_skops(folder / rel) for t, rel in config["weights"]["per_target"].items()}
         weights = config["weights"]
+        per_target = weights.get("per_target", {}) if isinstance(weights, dict) else None
+        if not isinstance(per_target, dict):
+            raise ModelError(f"{folder / 'config.json'}: 'weights' does not describe a TF-IDF model",
+                             "the model folder is damaged; retrain it")
+        paths = {t: path_in_folder(folder, rel, f"per-target weights ({t})") for t, rel in per_target.items()}
+        pooled = path_in_folder(folder, weights.get("pooled"), "weights")
+        self.classes_ = np.array(config["labels"], dtype=object)
+        self.pipeline_ = _load_skops(pooled)
+        self.target_pipelines_ = {t: _load_skops(path) for t, path in paths.items()}
         self.temperature_ = _temperature_from_config(weights, weights.get("temperature"))
         self.target_temperatures_ = {t: _temperature_from_config(weights, v)
                                      for t, v in weights.get("per_target_temperature", {}).items()}
@@ -268,25 +280,32 @@ def _temperature_from_config(weights: dict[str, Any], value: float | None) -> fl
     return 1.0 / float(value)
 
 
+#: scikit-learn's vendored torch adapter for the array API; see :func:`_skops_io`
+_SKLEARN_TORCH_ADAPTER = "sklearn.externals.array_api_compat.torch"
+_SKOPS_IMPORT = threading.Lock()
+
+
 def _skops_io():
     """Import ``skops.io`` without importing torch.
 
-    On import, skops lists scikit-learn's estimators by importing every scikit-learn module, one of
-    which wraps torch for the array API; with torch installed that costs seconds and a GiB of memory
-    on the TF-IDF path. Torch is hidden for that one import (pkgutil skips modules that fail to
-    import), unless it is already loaded.
+    Unavoidable, so scoped: on import, skops lists scikit-learn's estimators, which imports every
+    scikit-learn package, among them a vendored adapter that imports torch; with torch installed
+    that costs seconds and a GiB of memory on the TF-IDF path. For that one import (under a lock)
+    only the adapter is marked missing in ``sys.modules`` (the package walk skips packages that
+    fail to import) and the mark is removed right after; torch itself stays importable by other
+    threads, and the adapter imports normally later.
     """
-    import sys
-
-    if "skops.io" in sys.modules or "torch" in sys.modules:
-        import skops.io as sio
-
-        return sio
-    sys.modules["torch"] = None  # type: ignore[assignment]  # makes "import torch" raise ImportError
-    try:
-        import skops.io as sio
-    finally:
-        del sys.modules["torch"]
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    with _SKOPS_IMPORT:
+        hide = _SKLEARN_TORCH_ADAPTER not in sys.modules and "torch" not in sys.modules
+        if hide:
+            sys.modules[_SKLEARN_TORCH_ADAPTER] = None  # type: ignore[assignment]  # import raises ImportError
+        try:
+            import skops.io as sio
+        finally:
+            if hide and sys.modules.get(_SKLEARN_TORCH_ADAPTER, 0) is None:
+                del sys.modules[_SKLEARN_TORCH_ADAPTER]
     return sio
 
 
@@ -294,8 +313,12 @@ def _load_skops(path: Path):
     """Load a scikit-learn object saved with skops, trusting only the types in ``SKOPS_ALLOWED_TYPES``."""
     sio = _skops_io()
 
+    if path.is_symlink():
+        raise ModelError(f"{path}: is a symbolic link; model folders hold their own files",
+                         "copy the model folder with its files (cp -rL), or retrain it")
     if not path.is_file():
         raise ModelError(f"{path}: weights file missing", "the model folder is incomplete; retrain or copy it again")
+    _check_unpacked_size(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
@@ -305,3 +328,18 @@ def _load_skops(path: Path):
         raise ModelError(f"{path}: refuses to load types this tool never saves: {', '.join(refused)}",
                          "only load model folders trained with comment-stance")
     return sio.load(path, trusted=list(untrusted))
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a skops file (a zip archive) that would unpack to more than ``MAX_SKOPS_UNPACKED_BYTES``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path}: not a readable skops file ({exc})", "the model folder is damaged; retrain it") from None
+    if size > MAX_SKOPS_UNPACKED_BYTES:
+        raise ModelError(f"{path}: would unpack to {size / 2**30:.1f} GiB, more than the "
+                         f"{MAX_SKOPS_UNPACKED_BYTES / 2**30:.0f} GiB a TF-IDF model needs",
+                         "only load model folders written by comment-stance, or retrain the model")

