@@ -4,7 +4,7 @@
 accept the same extensions; training reads only the table formats (:data:`TABLE_FORMATS`), since
 platform exports carry no labels.
 
-    >>> detect_format("tests/fixtures/exports/reddit.ndjson")       # doctest: +SKIP
+    >>> detect_format("tests/fixtures/exports/reddit.ndjson")   # .ndjson, told apart by its content
     'reddit'
 """
 
@@ -40,8 +40,8 @@ COMMENTS_HEADER = re.compile(r"^\s*(\d[\d,.]*)\s+comments?\s*$", re.IGNORECASE)
 def detect_format(path: str | Path, forced: str | None = None) -> str:
     """The input format of ``path``: ``forced`` when given, else from the extension and content.
 
-    >>> detect_format("comments.tab")          # doctest: +SKIP
-    'tsv'
+    >>> detect_format("tests/fixtures/exports/comments.csv"), detect_format("any-name.txt", "jsonl")
+    ('csv', 'jsonl')
     """
     path = Path(path)
     if forced is not None:

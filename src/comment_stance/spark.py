@@ -176,8 +176,10 @@ def score_dataframe(
     from ``model_dir`` on every worker (shared storage) instead of shipping it with the job.
     Parents of replies are looked up only through ``parent_id_col`` + ``parent_text_col``.
 
-    >>> scored = score_dataframe(spark.read.parquet("comments/"), "models/tfidf-logreg",
-    ...                          keep=["author"], review_below=0.6)             # doctest: +SKIP
+    For example (``spark`` being a running session)::
+
+        scored = score_dataframe(spark.read.parquet("comments/"), "models/tfidf-logreg",
+                                 keep=["author"], review_below=0.6)
     """
     from .batches import FrameSpec, score_frame, worker_model
 
