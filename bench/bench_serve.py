@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--transformer", help="transformer model folder")
     parser.add_argument("--train-transformer", action="store_true", help="train a tiny transformer when none is given")
     parser.add_argument("--skip-transformer", action="store_true")
+    parser.add_argument("--skip-tfidf", action="store_true", help="only the transformer (sizes differ per family)")
     parser.add_argument("--requests", type=int, default=2000, help="single-comment requests per measurement")
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients, comma-separated")
     parser.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch with batching on")
@@ -244,7 +245,8 @@ def main() -> None:
     print(f"bench_serve: {args.requests} requests per run, clients {args.clients}, max batch {args.max_batch}, "
           f"wait {args.batch_wait_ms} ms  [{load()}]")
     with tempfile.TemporaryDirectory() as tmp:
-        bench_model("tfidf-logreg", ensure_model(args.tfidf, "tfidf-logreg", Path(tmp), {}), args)
+        if not args.skip_tfidf:
+            bench_model("tfidf-logreg", ensure_model(args.tfidf, "tfidf-logreg", Path(tmp), {}), args)
         if args.skip_transformer:
             return
         if not args.transformer and not args.train_transformer:
