@@ -239,7 +239,7 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
     """Files named by ``inputs`` (files, folders searched recursively, glob patterns) as
     ``(path, name)``; ``name`` is the path relative to the folder argument (the file name for a
     file, the matched path for a glob), used in fallback ids. Sorted, without duplicates."""
-    from .readers import _EXTENSIONS
+    from .formats import EXTENSIONS
 
     found: dict[Path, str] = {}
     for item in inputs:
@@ -248,7 +248,7 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file()
                            and not any(part.startswith(_SKIP) for part in p.relative_to(path).parts)
-                           and p.suffix.lower() in _EXTENSIONS)
+                           and p.suffix.lower() in EXTENSIONS)
             if not files:
                 raise DataError(f"{path}: no input files in this folder", "point to files of a format 'stance predict' reads")
             for p in files:
@@ -285,7 +285,7 @@ def plan_units(files: Sequence[tuple[Path, str]], *, format: str | None, columns
     """One work unit per file, or per run of whole row groups for a Parquet file without parent
     ids; also decides per file whether it has an id column (see :func:`batches.score_unit`)."""
     from .batches import Unit
-    from .readers import detect_format
+    from .formats import detect_format
 
     units = []
     for path, name in files:
