@@ -45,12 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "tiny"
 
 
-def phrases() -> list[str]:
-    out = []
-    for name in ("train.jsonl", "dev.jsonl", "test.jsonl"):
-        with open(TINY / name) as handle:
-            out += [json.loads(line)["text"] for line in handle if line.strip()]
-    return out
+from bench_scoring import _phrases as phrases  # the same synthetic comments as the scoring benchmark
 
 
 def comments(n: int, seed: int = 0) -> list[dict]:
