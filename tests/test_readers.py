@@ -25,6 +25,18 @@ def records(path, **kwargs):
     return out
 
 
+def records_and_peak(path, **kwargs):
+    """:func:`records`, and the peak of Python memory allocated while reading them."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        rows = records(path, **kwargs)
+        return rows, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("name, expected", [
     ("comments.csv", "csv"), ("comments.tsv", "tsv"), ("comments.jsonl", "jsonl"),
     ("comments.parquet", "parquet"), ("disqus.xml", "disqus"), ("wordpress.xml", "wordpress"),
@@ -319,19 +331,12 @@ def test_deeply_nested_json_is_an_error_row(tmp_path, name, line):
 
 def test_a_field_over_the_limit_is_cut_while_reading(tmp_path):
     """A chunk never holds more than --max-chars of any field, even transiently."""
-    import tracemalloc
-
     path = tmp_path / "huge.csv"
     with open(path, "w") as handle:
         handle.write("id,text\n")
         for i in range(5):
             handle.write(f"r{i}," + "x" * 4_000_000 + "\n")
-    tracemalloc.start()
-    try:
-        rows = records(path, max_chars=1000, chunk_size=10)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    rows, peak = records_and_peak(path, max_chars=1000, chunk_size=10)
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
     assert all(r["error"] == f"line {i + 2}: text is over the limit of 1000 characters"
                for i, r in enumerate(rows))
@@ -374,36 +379,22 @@ def test_parquet_text_is_cut_before_it_is_expanded(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import tracemalloc
-
     path = tmp_path / "big.parquet"
     pq.write_table(pa.table({"id": ["a", "b", *[f"x{i}" for i in range(20)]],
                              "text": ["Fine.", "z" * 2_000_000, *["y" * 2_000_000] * 20]}), path)
-    tracemalloc.start()
-    try:
-        rows = records(path, max_chars=100)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    rows, peak = records_and_peak(path, max_chars=100)
     assert peak < 10_000_000  # 42 MB of text never becomes Python strings
     assert [r["id"] for r in rows[:2]] == ["a", "b"] and len(rows) == 22
     assert rows[1]["error"] == "row 2: text is 2000000 characters, over the limit of 100" and len(rows[1]["text"]) == 100
 
 
 def test_xml_text_is_capped_while_parsing(tmp_path):
-    import tracemalloc
-
     path = tmp_path / "huge.xml"
     source = (EXPORTS / "disqus.xml").read_text()
     giant = "<p>" + "w" * 20_000_000 + "</p>"
     start = source.index("<message>") + len("<message>")
     path.write_text(source[:start] + giant.replace("<", "&lt;").replace(">", "&gt;") + source[source.index("</message>", start):])
-    tracemalloc.start()
-    try:
-        rows = records(path, max_chars=1000)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    rows, peak = records_and_peak(path, max_chars=1000)
     assert rows[0]["error"].endswith("text is over the limit of 1000 characters")
     assert len(rows[0]["text"]) == 1000
     assert [r["error"] for r in rows[1:]] == [r["error"] for r in records(EXPORTS / "disqus.xml")[1:]]
