@@ -14,7 +14,7 @@ and with batching on and off:
    (the issue asks for it to stay flat).
 
 The load average is printed with every measurement: numbers taken on a busy machine are not
-comparable. The clients run in this process (asyncio + httpx); the server is a separate
+comparable. The clients run in this process (asyncio streams, one keep-alive connection each); the server is a separate
 ``stance serve`` process bound to 127.0.0.1, so its memory is its own.
 
 Examples::
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -114,27 +115,78 @@ class Server:
             Path(self.db + suffix).unlink(missing_ok=True)
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection that posts JSON and reads the answer.
+
+    The load generator shares the two cores with the server, so it is kept as lean as a C tool
+    such as wrk: requests are encoded by hand and answers parsed only as far as the status line,
+    the Content-Length header and the body (which is decoded and checked). httpx costs about as
+    much CPU per request as the server does and would take cores away from the server.
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split()[1])
+        length = None
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise SystemExit(f"{path} answered without a Content-Length (status {status})")
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
 async def drive(url: str, items: list[dict], clients: int) -> tuple[float, list[float]]:
-    """Send every item as its own request from ``clients`` concurrent clients; (seconds, latencies)."""
-    import httpx
+    """Send every item as its own request from ``clients`` concurrent clients; (seconds, latencies).
 
-    queue = list(reversed(items))
+    Each client holds one keep-alive connection and sends its next request when the answer to the
+    last one has arrived; every answer must be a 200 with one result for the one comment.
+    """
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    bodies = [json.dumps({"comments": [item]}).encode() for item in items]
+    queue = list(reversed(bodies))
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        async def worker():
-            while queue:
-                item = queue.pop()
-                started = time.perf_counter()
-                r = await client.post("/v1/score", json={"comments": [item]})
-                latencies.append(time.perf_counter() - started)
-                if r.status_code != 200:
-                    raise SystemExit(f"/v1/score answered {r.status_code}: {r.text[:300]}")
+    connections = [Connection(host, int(port)) for _ in range(clients)]
+    for connection in connections:
+        await connection.open()
 
-        await client.get("/healthz")
+    async def worker(connection: Connection):
+        while queue:
+            body = queue.pop()
+            started = time.perf_counter()
+            status, answer = await connection.post("/v1/score", body)
+            latencies.append(time.perf_counter() - started)
+            if status != 200 or len(json.loads(answer)["results"]) != 1:
+                raise SystemExit(f"/v1/score answered {status}: {answer[:300]!r}")
+
+    try:
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(c) for c in connections))
         return time.perf_counter() - started, latencies
+    finally:
+        for connection in connections:
+            await connection.close()
 
 
 def in_process(model_dir: Path, items: list[dict], threads: int | None) -> float:

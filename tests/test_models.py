@@ -41,6 +41,23 @@ def test_tfidf_families_follow_the_estimator_contract(tiny, name):
     assert clone(model).get_params() == model.get_params()
 
 
+@pytest.mark.parametrize("name,parts", [("tfidf-logreg", {}), ("tfidf-svm", {}),
+                                        ("tfidf-logreg", {"char_ngrams": None})])
+def test_tfidf_scores_equal_the_plain_sklearn_pipeline(tiny, name, parts):
+    """The scoring shortcut (features stacked by hand, no input validation) changes no number."""
+    from comment_stance.calibration import softmax
+    from comment_stance.models.baselines import _as_scores
+
+    model = make_model(name, **parts).fit(tiny.train, tiny.train["label"])
+    texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
+    if model.temperature_ is None:
+        expected = model.pipeline_.predict_proba(texts)
+    else:
+        expected = softmax(_as_scores(model.pipeline_.decision_function(texts)), model.temperature_)
+    np.testing.assert_array_equal(model.predict_proba(tiny.test), expected)
+    np.testing.assert_array_equal(model.predict_proba(tiny.test.head(1)), expected[:1])
+
+
 def test_tfidf_learns_the_training_data(tiny):
     model = TfidfModel().fit(tiny.train, tiny.train["label"])
     assert (model.predict(tiny.train) == tiny.train["label"].to_numpy()).mean() == 1.0

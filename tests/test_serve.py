@@ -125,14 +125,14 @@ def test_review_columns_of_the_core_are_passed_on(model, monkeypatch):
     """When the scoring core adds review_reason (or any other column), the API forwards it unchanged."""
     import comment_stance.serve.scorer as scorer
 
-    real = scorer.score_chunk
+    real = scorer.score_columns
 
     def with_reason(*args, **kwargs):
-        frame = real(*args, **kwargs)
-        frame["review_reason"] = ["off_topic" if "weather" in t else None for t in args[1].columns["text"]]
-        return frame
+        columns = real(*args, **kwargs)
+        columns["review_reason"] = ["off_topic" if "weather" in t else None for t in args[1].columns["text"]]
+        return columns
 
-    monkeypatch.setattr(scorer, "score_chunk", with_reason)
+    monkeypatch.setattr(scorer, "score_columns", with_reason)
     with TestClient(create_app(model)) as c:
         results = c.post("/v1/score", json=comments("Nice weather today.", "Sign the pact.")).json()["results"]
     assert [r["review_reason"] for r in results] == ["off_topic", None]

@@ -160,6 +160,27 @@ def score_chunk(
     ``review=True`` or a model with an off-topic gate; see :mod:`comment_stance.review`) and
     ``error``. Records that carry an error are not shown to the model; their scores are empty.
     """
+    columns = score_columns(model, chunk, keep=keep, target=target, review_below=review_below, recent=recent,
+                            review=review)
+    return pd.DataFrame({name: values if isinstance(values, np.ndarray) and values.dtype != object
+                         else _object_column(values) for name, values in columns.items()})
+
+
+def score_columns(
+    model: StanceModel,
+    chunk: "CommentChunk",
+    *,
+    keep: Sequence[str] = (),
+    target: str | None = None,
+    review_below: float | None = None,
+    recent: _RecentComments | None = None,
+    review: bool | None = None,
+) -> dict[str, list | np.ndarray]:
+    """What :func:`score_chunk` returns, as columns (lists and arrays) rather than a table.
+
+    The service scores a handful of comments per call, where building a pandas table costs more
+    than the model; everything else goes through :func:`score_chunk`.
+    """
     classes = [str(c) for c in model.classes_]
     reserved = {"id", "label", "confidence", *REVIEW_COLUMNS, "error", *map(proba_column, classes)}
     columns = chunk.columns
@@ -176,19 +197,20 @@ def score_chunk(
     if recent is not None:  # parents earlier in this chunk count too
         recent.add(columns["id"], columns["text"])
         inputs["parent_text"] = _object_column([recent.get(p) for p in pick(columns["parent_id"])])
+    table = pd.DataFrame(inputs) if ok else None
     # float64 whatever the family returns, so that every chunk is written with the same precision
-    proba = np.asarray(model.predict_proba(pd.DataFrame(inputs)), dtype=np.float64) if ok else np.zeros((0, len(classes)))
+    proba = np.asarray(model.predict_proba(table), dtype=np.float64) if ok else np.zeros((0, len(classes)))
     if proba.shape != (len(ok), len(classes)):
         raise ModelError(f"the model returned probabilities of shape {proba.shape} for {len(ok)} comments "
                          f"and {len(classes)} labels", "the model folder may be damaged; retrain it")
-    out: dict[str, Any] = {"id": _object_column(columns["id"])}
+    out: dict[str, Any] = {"id": list(columns["id"])}
     for name in keep:
         if name != "id":
-            out[_output_name(name, reserved)] = _object_column(columns[name])
+            out[_output_name(name, reserved)] = list(columns[name])
     labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(ok) else np.zeros(0, dtype=object)
     confidence = proba.max(axis=1) if len(ok) else np.zeros(0)
     if every:
-        out["label"] = _object_column(labels)
+        out["label"] = labels
         out["confidence"] = confidence
         for j, label in enumerate(classes):
             out[proba_column(label)] = proba[:, j]
@@ -199,7 +221,7 @@ def score_chunk(
         full_conf[ok] = confidence
         full_proba = np.full((n, len(classes)), np.nan)
         full_proba[ok] = proba
-        out["label"] = _object_column(full_labels)
+        out["label"] = full_labels
         out["confidence"] = full_conf
         for j, label in enumerate(classes):
             out[proba_column(label)] = full_proba[:, j]
@@ -207,13 +229,13 @@ def score_chunk(
         needs = np.full(n, None, dtype=object)
         reasons = np.full(n, None, dtype=object)
         if ok:
-            flags, why = review_flags(model, pd.DataFrame(inputs), confidence, review_below=review_below)
+            flags, why = review_flags(model, table, confidence, review_below=review_below)
             needs[ok] = flags.tolist()
             reasons[ok] = why
-        out["needs_review"] = _object_column(needs)
-        out["review_reason"] = _object_column(reasons)
-    out["error"] = _object_column(chunk.errors)
-    return pd.DataFrame(out)
+        out["needs_review"] = needs
+        out["review_reason"] = reasons
+    out["error"] = list(chunk.errors)
+    return out
 
 
 def output_columns(classes: Sequence[Any] | StanceModel, keep: Sequence[str] = (), review_below: float | None = None,

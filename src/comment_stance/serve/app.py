@@ -363,7 +363,8 @@ def create_app(
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Needed when the server was started with --api-key-file.")
 
-    def require_key(request: Request, key: Optional[str] = Depends(header_key)) -> None:
+    async def require_key(request: Request, key: Optional[str] = Depends(header_key)) -> None:
+        # async: a plain def would send every request through a worker thread for a dictionary lookup
         if check_key is None:
             return
         if key is None:

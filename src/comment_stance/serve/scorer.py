@@ -1,8 +1,9 @@
 """The service's one translation into and out of the scoring core.
 
 Request records become a :class:`comment_stance.readers.CommentChunk`, the chunk goes through
-:func:`comment_stance.scoring.score_chunk` (the same function ``stance predict`` uses), and the
-scored rows are translated back. Labels, confidence and review flags come from the core only:
+:func:`comment_stance.scoring.score_columns` (the core of ``score_chunk``, which ``stance predict``
+uses, without the pandas table that would cost more than the model on a handful of comments), and
+the scored rows are translated back. Labels, confidence and review flags come from the core only:
 whatever review columns it adds (``needs_review``, ``review_reason``) are passed on as they are.
 """
 
@@ -12,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..readers import CANONICAL, CommentChunk
-from ..scoring import proba_column, score_chunk
+from ..scoring import proba_column, score_columns
 from .targets import TargetMap
 
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def _plain_column(values: Any) -> list[Any]:
+    """A core column as plain Python values (JSON-ready), NaN as ``None``."""
+    return [_plain(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
 
 
 class Scorer:
@@ -91,23 +97,24 @@ class Scorer:
         columns["parent_id"] = parent_keys
         chunk = CommentChunk(columns, list(lines) if lines is not None else list(range(1, n + 1)),
                              list(errors) if errors is not None else [None] * n)
-        scored = score_chunk(self.model, chunk, review_below=self.review_below, recent=_Parents(known), review=True)
+        scored = score_columns(self.model, chunk, review_below=self.review_below, recent=_Parents(known), review=True)
         probas = [proba_column(label) for label in self.labels]
-        extra = [c for c in scored.columns if c not in _CORE and c not in probas]
+        extra = [c for c in scored if c not in _CORE and c not in probas]
+        plain = {name: _plain_column(values) for name, values in scored.items()}
         out = []
-        for i, row in enumerate(scored.to_dict("records")):
+        for i in range(n):
             record = resolved[i]
             parent_text = (record.get("parent_text") or known.get(parent_keys[i])) if parent_keys[i] else None
             result = {
                 "id": record.get("id"),
-                "label": _plain(row["label"]),
-                "confidence": _plain(row["confidence"]),
-                "probabilities": {label: _plain(row[p]) for label, p in zip(self.labels, probas)},
+                "label": plain["label"][i],
+                "confidence": plain["confidence"][i],
+                "probabilities": {label: plain[p][i] for label, p in zip(self.labels, probas)},
                 **{name: None for name in REVIEW_FIELDS},
-                **{name: _plain(row[name]) for name in extra},
+                **{name: plain[name][i] for name in extra},
                 "target": record["target"],
                 "target_resolved": record["target_resolved"],
-                "error": _plain(row["error"]),
+                "error": plain["error"][i],
                 # carried for the review desk, not part of the score
                 "text": record.get("text"), "article_id": record.get("article_id"), "article": record.get("article"),
                 "parent_id": record.get("parent_id"), "parent_text": parent_text, "author": record.get("author"),
