@@ -210,6 +210,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_model(name: str, model_dir: Path, args) -> None:
+    if args.memory_only:
+        print(f"\n## {name} ({model_dir})")
+        memory(name, model_dir, args)
+        return
     items = comments(args.requests)
     base = in_process(model_dir, items, args.threads)
     print(f"\n## {name} ({model_dir})\nin-process predict: {base:,.0f} comments/s  [{load()}]")
@@ -283,6 +287,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="model threads (transformer), server and in-process")
     parser.add_argument("--rss-small", type=int, default=1_000)
     parser.add_argument("--rss-large", type=int, default=100_000, help="0 skips the memory measurement")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory measurement (it does not depend on the machine's load)")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
     sys.path.insert(0, str(REPO / "src"))
