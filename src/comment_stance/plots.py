@@ -91,8 +91,9 @@ def learning_curve_png(curves, path: str | Path, *, references=None, title: str 
         x = np.asarray(shots, dtype=float)
         ax.plot(x, np.asarray(means, dtype=float), marker="o", color=color, label=model)
         if all(v is not None for v in list(lows) + list(highs)):
-            ax.fill_between(x, np.asarray(lows, dtype=float), np.asarray(highs, dtype=float), color=color, alpha=0.18,
-                            linewidth=0)
+            # a score lies in [0, 1]: a t-band over few groups can reach past it, the drawing does not
+            ax.fill_between(x, np.clip(np.asarray(lows, dtype=float), 0, 1), np.clip(np.asarray(highs, dtype=float), 0, 1),
+                            color=color, alpha=0.18, linewidth=0)
     for model, level in (references or {}).items():
         if level is not None:
             ax.axhline(level, color=colors.get(model, "grey"), linestyle="--", linewidth=1,
