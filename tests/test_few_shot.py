@@ -266,10 +266,16 @@ def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
     # the comments it was adapted on move toward their labels
     column = [list(adapted.classes_).index(label) for label in wrong["label"]]
     rows = np.arange(len(wrong))
+    def gold_margin(model):  # logit of the gold label minus the best other logit (the temperature aside)
+        logits = model.predict_logits(model_frame(wrong))
+        gold = logits[rows, column]
+        logits[rows, column] = -np.inf
+        return gold - logits.max(axis=1)
+
     before = base.model.predict_proba(model_frame(wrong))[rows, column]
-    after = adapted.predict_proba(model_frame(wrong))[rows, column]
-    assert after.mean() > before.mean() + 0.1
-    assert (adapted.predict(model_frame(wrong)) == wrong["label"].to_numpy()).mean() > 0.5
+    assert (gold_margin(base.model) < 0).all()  # the base gets every one of them wrong
+    assert gold_margin(adapted).mean() > 0.5  # measured: about 1.7 on every comment
+    assert (adapted.predict(model_frame(wrong)) == wrong["label"].to_numpy()).mean() >= 0.75  # measured: all
     # trained on all rows (no dev carve-out for so few), from the fine-tuned weights, kept as safetensors
     assert adapted.n_train_ == len(wrong) and adapted.n_dev_ == 0 and len(adapted.history_) == 6
     config = json.loads((result.folder / "config.json").read_text())
