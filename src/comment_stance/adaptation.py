@@ -43,7 +43,7 @@ def check_adaptation_labels(classes: Sequence[str], labels: Sequence[str], where
     >>> check_adaptation_labels(["a", "b"], ["a", "c"])
     Traceback (most recent call last):
     ...
-    comment_stance.errors.DataError: the adaptation data has the label 'c', which the source model does not know (its labels: a, b)
+    comment_stance.errors.DataError: the adaptation data has the label 'c', which the source model does not know (its labels: a, b) (relabel to the source model's labels, or train a new model without --from)
     """
     known = [str(c) for c in classes]
     unknown = sorted({str(v) for v in labels} - set(known))
