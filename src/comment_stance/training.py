@@ -152,6 +152,8 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
     train_table = dataset.split("train")
     settings = dict(params or {})
     _check_adapt_settings(source, settings)
+    if dataset.dev is not None and "dev" in _adapt_settings(source):  # early stopping on the new pact's dev file
+        settings["dev"] = (model_frame(dataset.dev, train_table), dataset.dev["label"].astype(str).tolist())
     if progress and getattr(source, "uses_progress", False):
         settings["progress"] = True
     start = time.perf_counter()
@@ -197,13 +199,17 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
     return TrainResult(adapted, folder, metrics, elapsed, None)
 
 
-def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
+def _adapt_settings(model: StanceModel) -> list[str]:
+    """The keyword settings of ``model.adapt``."""
     import inspect
 
+    return [name for name, p in inspect.signature(model.adapt).parameters.items() if p.kind == p.KEYWORD_ONLY]
+
+
+def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
     from .errors import ModelError
 
-    accepted = [name for name, p in inspect.signature(source.adapt).parameters.items()
-                if p.kind == p.KEYWORD_ONLY and name != "progress"]
+    accepted = [name for name in _adapt_settings(source) if name not in ("progress", "dev")]
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ModelError(f"adapting a '{source.family}' model has no setting '{unknown[0]}'",
