@@ -108,7 +108,7 @@ FOLDER_KINDS: dict[str, dict[str, Any]] = {
               "entries": (CONFIG, METRICS, CARD, "weights", "confusion*.png", "off_topic")},
     "run": {"what": "run folder", "command": "stance experiment run",
             "entries": ("config.toml", "run.json", "environment.json", "metrics.json", "timings.json", "predictions",
-                        "models", "report.md", "report.html")},
+                        "models", "report.md", "report.html", "learning-curve-*.png")},
 }
 
 

@@ -1,4 +1,4 @@
-"""Figures: the confusion matrix and per-article scores as PNG files.
+"""Figures: the confusion matrix, per-article scores and few-shot learning curves as PNG files.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through ``pyplot``: nothing
 here changes matplotlib's backend or pyplot's list of open figures, so a notebook or program
@@ -68,4 +68,42 @@ def article_scores_png(scores, path: str | Path, title: str = "") -> Path:
         ax.set_title(title)
     ax.legend(fontsize="small", ncols=min(len(models), 4), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(articles) > 6 else -0.12),
               frameon=False)
+    return save_figure(fig, path, dpi=100)
+
+
+def learning_curve_png(curves, path: str | Path, *, references=None, title: str = "", ylabel: str = "macro-F1") -> Path:
+    """Draw few-shot learning curves: per model the mean score against the number of labelled
+    comments, its confidence band shaded, and (``references``: model -> score) a dashed line at a
+    reference level such as the ``random``-split score.
+
+    ``curves`` maps a model name to ``(shots, means, lows, highs)``; a band given as ``None``
+    values is left out.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    colors = {}
+    for i, (model, (shots, means, lows, highs)) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        colors[model] = color
+        x = np.asarray(shots, dtype=float)
+        ax.plot(x, np.asarray(means, dtype=float), marker="o", color=color, label=model)
+        if all(v is not None for v in list(lows) + list(highs)):
+            # a score lies in [0, 1]: a t-band over few groups can reach past it, the drawing does not
+            ax.fill_between(x, np.clip(np.asarray(lows, dtype=float), 0, 1), np.clip(np.asarray(highs, dtype=float), 0, 1),
+                            color=color, alpha=0.18, linewidth=0)
+    for model, level in (references or {}).items():
+        if level is not None:
+            ax.axhline(level, color=colors.get(model, "grey"), linestyle="--", linewidth=1,
+                       label=f"{model}: reference level")
+    all_shots = sorted({s for shots, *_ in curves.values() for s in shots})
+    ax.set_xticks(all_shots)
+    ax.set_xlabel("labelled comments of the new pact")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", frameon=False, loc="lower right")
     return save_figure(fig, path, dpi=100)

@@ -48,7 +48,11 @@ def leaderboard(run: Run | str | Path, *, significance: str | None = None, n_res
     resamples = n_resamples if n_resamples is not None else (scoring["bootstrap"] or 1000)
     metrics, timings, info = run.metrics, run.timings, run.info
     boards = {}
+    curves = {}
     for evaluation, entry in metrics["evaluations"].items():
+        if entry["protocol"] == "few-shot":
+            curves[evaluation] = _curve_board(entry, metrics, timings["evaluations"][evaluation], scoring)
+            continue
         rows = []
         for model, result in entry["models"].items():
             summary = result["summary"]
@@ -105,7 +109,72 @@ def leaderboard(run: Run | str | Path, *, significance: str | None = None, n_res
         "confidence": scoring["confidence"],
         "machine": f"{environment.get('cpu', '?')}, {environment.get('usable_cpus', '?')} CPU(s)",
         "evaluations": boards,
+        "curves": curves,
     }
+
+
+def _curve_board(entry: dict[str, Any], metrics: dict[str, Any], timings: dict[str, Any],
+                 scoring: dict[str, Any]) -> dict[str, Any]:
+    """One few-shot evaluation as data: per model the learning curve and, when the evaluation
+    names a ``reference``, that evaluation's macro-F1 of the same model."""
+    reference = entry.get("reference")
+    ref_models = metrics["evaluations"].get(reference, {}).get("models", {}) if reference else {}
+    models = {}
+    for model, result in entry["models"].items():
+        summary = result["summary"]
+        ref = ref_models.get(model, {}).get("summary", {}).get("macro_f1", {}).get("mean")
+        timing = list(timings[model].values())
+        models[model] = {"points": summary["points"], "per_group": summary["per_group"], "reference": ref,
+                         "seeds": summary["seeds"], "groups": summary["groups"], "band_over": summary["band_over"],
+                         "train_s": float(np.mean([t["train_s"] for t in timing])),
+                         "adapt_s": float(np.mean([t.get("adapt_s", 0.0) for t in timing]))}
+    return {"protocol": "few-shot", "data": entry["data"], "group": entry["group"], "base": entry["base"],
+            "shots": entry["shots"], "reference": reference, "confidence": scoring["confidence"], "models": models}
+
+
+def curve_image(curve: dict[str, Any], evaluation: str) -> bytes:
+    """The learning curves of one few-shot evaluation as PNG bytes."""
+    from .plots import learning_curve_png
+
+    lines = {model: ([p["shots"] for p in m["points"]], [p["mean"] for p in m["points"]],
+                     [(p["band"] or [None, None])[0] for p in m["points"]],
+                     [(p["band"] or [None, None])[1] for p in m["points"]]) for model, m in curve["models"].items()}
+    references = {model: m["reference"] for model, m in curve["models"].items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        return learning_curve_png(lines, Path(tmp) / "curve.png", references=references,
+                                  title=f"few-shot learning curve · {evaluation}").read_bytes()
+
+
+def _curve_lines(curve: dict[str, Any]) -> list[str]:
+    """The learning curves of one few-shot evaluation as Markdown tables."""
+    ci = f"{round(curve['confidence'] * 100)}%"
+    shots = curve["shots"]
+    lines = ["| model | " + " | ".join(f"{k} shots" for k in shots) + " | reference | adapt s |",
+             "|---|" + "---:|" * (len(shots) + 2)]
+    for model, m in curve["models"].items():
+        cells = []
+        for p in m["points"]:
+            band = f" [{p['band'][0]:.3f}, {p['band'][1]:.3f}]" if p["band"] else ""
+            cells.append(f"{p['mean']:.3f}{band}")
+        ref = _num(m["reference"])
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {ref} | {m['adapt_s']:.1f} |")
+    lines.append("")
+    first = next(iter(curve["models"].values()))
+    lines.append(f"Mean macro-F1 over {first['groups']} held-out {curve['group']} value(s) × {first['seeds']} seed(s); "
+                 f"[{ci} band]: t-interval over {first['band_over']} (each {curve['group']}'s scores averaged over "
+                 "seeds first). Each number of shots is scored on the same remaining comments of the held-out group "
+                 "within a seed; the shots are nested (a smaller set is part of every larger one)."
+                 + (f" Reference: the model's macro-F1 on the `{curve['reference']}` evaluation." if curve["reference"]
+                    else ""))
+    lines.append("")
+    for model, m in curve["models"].items():
+        lines += [f"Per {curve['group']}, {model}:", "",
+                  f"| {curve['group']} | " + " | ".join(str(k) for k in shots) + " |",
+                  "|---|" + "---:|" * len(shots)]
+        for group, scores in m["per_group"].items():
+            lines.append(f"| {group} | " + " | ".join(f"{scores[str(k)]:.3f}" for k in shots) + " |")
+        lines.append("")
+    return lines
 
 
 def _compare(run: Run, evaluation: str, model: str, reference: str, test: str, n_resamples: int) -> dict[str, Any]:
@@ -151,6 +220,18 @@ def describe_protocol(board: dict[str, Any]) -> str:
     return PROTOCOL_WORDS[board["protocol"]].format(folds=board.get("folds"), group=board.get("group"))
 
 
+def curve_file(evaluation: str) -> str:
+    """The PNG file of a few-shot evaluation's learning curve, written next to the report."""
+    return f"learning-curve-{evaluation}.png"
+
+
+def _describe_curve(curve: dict[str, Any]) -> str:
+    base = ("base model trained on the train file, each test-file " if curve["base"] == "train-file"
+            else "base model trained on every other ")
+    return (f"few-shot adaptation on `{curve['data']}` ({base}{curve['group']} held out in turn; "
+            f"{', '.join(map(str, curve['shots']))} labelled comments)")
+
+
 def markdown(board: dict[str, Any], *, details: bool = True) -> str:
     """The leaderboard as Markdown: one table per evaluation, then (with ``details``) the
     per-article scores and the notes on how every number was computed."""
@@ -164,6 +245,10 @@ def markdown(board: dict[str, Any], *, details: bool = True) -> str:
         lines += [f"## {evaluation}: {describe_protocol(ev)} on `{ev['data']}` ({ev['n']} test comments)", ""]
         lines += _table_lines(ev, board)
         lines.append("")
+    for evaluation, curve in board.get("curves", {}).items():
+        lines += [f"## {evaluation}: {_describe_curve(curve)}", ""]
+        lines += _curve_lines(curve)
+        lines += [f"![learning curve]({curve_file(evaluation)})", ""]
     if details:
         for evaluation, ev in board["evaluations"].items():
             if len(ev["per_article"]) > 1:
@@ -298,6 +383,20 @@ def html_page(board: dict[str, Any], run: Run) -> str:
         parts.append(f"<h3>Confusion matrices</h3><p class=\"meta\">rows: gold label, columns: predicted"
                      f"{f'; counts summed over {seeds} seeds' if seeds > 1 else ''}</p>"
                      f"<div class=\"figures\">{''.join(figures)}</div>")
+    for evaluation, curve in board.get("curves", {}).items():
+        parts.append(f"<h2>{_e(evaluation)}: {_inline_code(_describe_curve(curve))}</h2>")
+        lines = _curve_lines(curve)
+        tables, text = [], []
+        for line in lines + [""]:
+            if line.startswith("|"):
+                text.append(line)
+            elif text:
+                tables.append(_markdown_table_html(text))
+                text = []
+            elif line:
+                tables.append(f"<p>{_inline_code(line)}</p>")
+        parts.append("".join(tables))
+        parts.append(_img(curve_image(curve, evaluation), f"few-shot learning curve, {evaluation}"))
     notes = "".join(f"<li>{_inline_code(n[2:])}</li>" for n in _notes(board)[1:])
     parts.append(f"<h2>Notes</h2><ul class=\"notes\">{notes}</ul></body></html>")
     return "\n".join(parts) + "\n"
@@ -348,6 +447,9 @@ def write_report(run: Run | str | Path, out: str | Path | None = None, *, overwr
     out.mkdir(parents=True, exist_ok=True)
     paths["report.md"].write_text(markdown(board), encoding="utf-8")
     paths["report.html"].write_text(html_page(board, run), encoding="utf-8")
+    for evaluation, curve in board.get("curves", {}).items():
+        paths[curve_file(evaluation)] = out / curve_file(evaluation)
+        paths[curve_file(evaluation)].write_bytes(curve_image(curve, evaluation))
     return paths
 
 
@@ -393,6 +495,8 @@ def compare_runs(run_a: Run | str | Path, run_b: Run | str | Path, *, n_resample
     for evaluation in list(dict.fromkeys([*metrics_a, *metrics_b])):
         models_a = metrics_a.get(evaluation, {}).get("models", {})
         models_b = metrics_b.get(evaluation, {}).get("models", {})
+        if "few-shot" in (metrics_a.get(evaluation, {}).get("protocol"), metrics_b.get(evaluation, {}).get("protocol")):
+            continue  # a learning curve, not one score: compare the reports' curve tables
         for model in list(dict.fromkeys([*models_a, *models_b])):
             a = models_a.get(model, {}).get("summary")
             b = models_b.get(model, {}).get("summary")

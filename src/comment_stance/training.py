@@ -35,7 +35,7 @@ def model_frame(table: pd.DataFrame, *context: pd.DataFrame) -> pd.DataFrame:
 
 def train(
     data: str | Path | Dataset | None = None,
-    model: str | StanceModel = "tfidf-logreg",
+    model: str | StanceModel | None = None,
     out: str | Path | None = None,
     *,
     params: dict[str, Any] | None = None,
@@ -47,11 +47,12 @@ def train(
     progress: bool = False,
     off_topic: str | Path | Dataset | None = None,
     figures: bool = False,
+    init: str | Path | StanceModel | None = None,
 ) -> TrainResult:
     """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
 
-    ``model`` is a preset name (``majority``, ``tfidf-logreg``, ``tfidf-svm``, ``transformer``) or
-    an unfitted model. The model is scored on each split named in ``evaluate_on`` that the dataset
+    ``model`` is a preset name (``majority``, ``tfidf-logreg`` (the default), ``tfidf-svm``,
+    ``transformer``) or an unfitted model. The model is scored on each split named in ``evaluate_on`` that the dataset
     has; the scores go into the folder's ``metrics.json`` and model card, and with ``figures`` a
     confusion matrix per split into ``confusion-<split>.png``. ``out`` is checked before training
     (an existing folder is replaced only with ``overwrite``; see
@@ -62,13 +63,28 @@ def train(
     ones, with its threshold chosen on the dev splits; it is saved inside the model folder and
     flags off-topic comments for review without changing any stance label.
 
+    ``init`` (a model folder, or a fitted model) adapts that model to ``data`` instead of training
+    a new one: typically a few dozen labelled comments of a new pact. The folder's family decides
+    how (:meth:`TfidfModel.adapt <comment_stance.models.baselines.TfidfModel.adapt>`: a penalty
+    toward the source weights; :meth:`TransformerModel.adapt
+    <comment_stance.models.transformer.TransformerModel.adapt>`: continued fine-tuning with a small
+    learning rate), ``params`` are its adaptation settings (``C``; ``lr``, ``epochs``,
+    ``batch_size``), ``model`` must be left out, and the new folder's ``config.json`` records what it
+    was adapted from (``training.adapted_from``) and the hash of the adaptation rows.
+
     >>> from comment_stance import train
     >>> result = train("tests/fixtures/tiny", "tfidf-logreg", "my-model")   # or "data/processed/random"
     >>> result.folder.name, sorted(result.metrics), result.metrics["test"]["n"]
     ('my-model', ['dev', 'test'], 9)
+    >>> adapted = train("new-pact.jsonl", out="my-model-new-pact", init="my-model")  # doctest: +SKIP
     """
     if out is not None:
         check_destination(out, overwrite=overwrite, kind="model")  # fail before a long training, not after
+    if init is not None:
+        return _adapt(data, init, out, model=model, params=params, columns=columns, polar=polar,
+                      overwrite=overwrite, evaluate_on=evaluate_on, progress=progress, figures=figures,
+                      per_target=per_target, off_topic=off_topic)
+    model = "tfidf-logreg" if model is None else model
     dataset = data if isinstance(data, Dataset) else load_dataset(data, columns)
     if isinstance(model, str):
         name = model
@@ -115,6 +131,89 @@ def train(
         folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
                             extras=extras)
     return TrainResult(estimator, folder, metrics, elapsed, gate_metrics)
+
+
+def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluate_on, progress, figures,
+           per_target, off_topic) -> TrainResult:
+    """:func:`train` with ``init``: adapt a fitted model to the train split of ``data`` and save it."""
+    from .errors import ModelError
+    from .persist import load_model
+
+    if model is not None:
+        raise ModelError("a model and a folder to start from were both given",
+                         "leave out --model with --from: the folder decides the model family")
+    if per_target or off_topic is not None:
+        raise ModelError("--per-target and --off-topic cannot be combined with --from",
+                         "the adapted model keeps the source folder's per-target models and off-topic gate")
+    source = init if isinstance(init, StanceModel) else load_model(init)
+    source._check_fitted()
+    source_config = getattr(source, "config_", None) or {}
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, columns)
+    train_table = dataset.split("train")
+    settings = dict(params or {})
+    _check_adapt_settings(source, settings)
+    if dataset.dev is not None and "dev" in _adapt_settings(source):  # early stopping on the new pact's dev file
+        settings["dev"] = (model_frame(dataset.dev, train_table), dataset.dev["label"].astype(str).tolist())
+    if progress and getattr(source, "uses_progress", False):
+        settings["progress"] = True
+    start = time.perf_counter()
+    adapted = source.adapt(model_frame(train_table), train_table["label"].tolist(), **settings)
+    elapsed = time.perf_counter() - start
+    adapted.trained_targets_ = sorted(set(getattr(source, "trained_targets_", None)
+                                          or source_config.get("training", {}).get("targets", []))
+                                      | set(_targets(train_table)))
+    metrics: dict[str, Any] = {}
+    for split in evaluate_on:
+        frame = getattr(dataset, split, None)
+        if frame is not None:
+            metrics[split] = evaluate_model(adapted, frame, polar=polar, context=[train_table])
+    folder = None
+    if out is not None:
+        source_training = source_config.get("training", {})
+        name = f"{source_config.get('name', source.family)} (adapted)"
+        training = {
+            "data": str(dataset.files.get("train", dataset.source)) if dataset.source else None,
+            "rows": int(len(train_table)),
+            "label_counts": {str(k): int(v) for k, v in train_table["label"].value_counts().sort_index().items()},
+            "sha256": table_sha256(train_table),
+            "time_s": round(elapsed, 3),
+            "preset": source_training.get("preset"),
+            "targets": adapted.trained_targets_,
+            "adaptation": getattr(adapted, "adaptation_", {}),
+            "adapted_from": {
+                "folder": str(init) if not isinstance(init, StanceModel) else None,
+                "name": source_config.get("name"),
+                "family": source.family,
+                "created_at": source_config.get("created_at"),
+                "comment_stance": source_config.get("versions", {}).get("comment-stance"),
+                "data": source_training.get("data"),
+                "rows": source_training.get("rows"),
+                "sha256": source_training.get("sha256"),
+                # a chain of adaptations stays traceable to the first model
+                "adapted_from": source_training.get("adapted_from"),
+            },
+        }
+        extras = _confusion_figures(metrics, name) if figures and metrics else None
+        folder = save_model(adapted, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
+                            extras=extras)
+    return TrainResult(adapted, folder, metrics, elapsed, None)
+
+
+def _adapt_settings(model: StanceModel) -> list[str]:
+    """The keyword settings of ``model.adapt``."""
+    import inspect
+
+    return [name for name, p in inspect.signature(model.adapt).parameters.items() if p.kind == p.KEYWORD_ONLY]
+
+
+def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
+    from .errors import ModelError
+
+    accepted = [name for name in _adapt_settings(source) if name not in ("progress", "dev")]
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ModelError(f"adapting a '{source.family}' model has no setting '{unknown[0]}'",
+                         f"settings: {', '.join(accepted) or 'none'}")
 
 
 def _targets(table: pd.DataFrame) -> list[str]:

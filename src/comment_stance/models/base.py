@@ -103,6 +103,13 @@ class StanceModel(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return np.asarray(self.classes_, dtype=object)[proba.argmax(axis=1)]
 
+    def adapt(self, X, y, **settings) -> "StanceModel":
+        """A copy of this fitted model adapted to a few labelled comments ``X``, ``y`` of a new
+        target; this model is not changed. Families that can adapt override it (see
+        :mod:`comment_stance.adaptation`)."""
+        raise ModelError(f"the '{self.family}' family cannot adapt a fitted model",
+                         "use a tfidf or transformer model folder with --from, or train a new model")
+
     # -- persistence hooks ------------------------------------------------------------------
     def _save_weights(self, folder: Path) -> dict[str, Any]:  # pragma: no cover - abstract
         """Write the fitted state into ``folder``; return JSON-able facts for config.json."""

@@ -233,6 +233,45 @@ class TfidfModel(StanceModel):
                 out[index] = self._proba_of(self.pipeline_, pooled, self.temperature_)
         return out
 
+    # -- adaptation -------------------------------------------------------------------------
+    def adapt(self, X, y, *, C: float | None = None, **settings) -> "TfidfModel":
+        """A copy adapted to a few labelled comments of a new target (this model is not changed).
+
+        The fitted vectorizer is kept; the pooled classifier is re-fitted on the new rows with an
+        L2 penalty toward its own weights, so that it keeps what it learned (see
+        :func:`comment_stance.adaptation.adapt_linear`). ``C`` weighs the new rows against that
+        penalty (default: the model's own ``C``, the trade-off it was trained with). Per-target
+        models of the source are kept as they are; the SVM keeps its calibration temperature.
+
+        >>> m = TfidfModel(char_ngrams=None).fit(["good deal", "bad deal", "fine deal", "awful"],
+        ...                                      ["pro", "con", "pro", "con"])
+        >>> m.adapt(["good grief", "fine mess"], ["con", "con"], C=20.0).predict(["good grief"]).tolist()
+        ['con']
+        """
+        import copy
+
+        from ..adaptation import adapt_linear, check_adaptation_labels
+
+        if settings:
+            raise ModelError(f"TF-IDF adaptation has no setting '{sorted(settings)[0]}'",
+                             "the TF-IDF family adapts with C only (e.g. --param C=1.0)")
+        self._check_fitted()
+        inputs = as_inputs(X)
+        labels = self._labels(y)
+        check_adaptation_labels(self.classes_, labels)
+        strength = self.C if C is None else C
+        features = self.pipeline_.named_steps["features"].transform(self._texts(inputs))
+        clf = adapt_linear(self.pipeline_.named_steps["clf"], features, labels, C=strength,
+                           balanced=self.class_weight == "balanced")
+        from sklearn.pipeline import Pipeline
+
+        adapted = copy.copy(self)
+        adapted.pipeline_ = Pipeline([("features", self.pipeline_.named_steps["features"]), ("clf", clf)])
+        adapted.target_pipelines_ = dict(self.target_pipelines_)
+        adapted.target_temperatures_ = dict(self.target_temperatures_)
+        adapted.adaptation_ = {"method": "l2-toward-source", "C": float(strength), "rows": int(len(labels))}
+        return adapted
+
     # -- persistence ------------------------------------------------------------------------
     def _save_weights(self, folder: Path) -> dict[str, Any]:
         sio = _skops_io()

@@ -174,6 +174,71 @@ class TransformerModel(StanceModel):
                   f"{c['after']['brier']:.3f}")
         return self
 
+    # -- adaptation -------------------------------------------------------------------------
+    def adapt(self, X, y, *, lr: float = 3e-5, epochs: int = 8, batch_size: int = 8, warmup_ratio: float = 0.1,
+              dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
+              progress: bool = False) -> "TransformerModel":
+        """A copy fine-tuned further on a few labelled comments of a new target (this model is not changed).
+
+        Training continues from this model's fine-tuned weights and classification head (not from
+        the backbone) with few-shot defaults: a small learning rate (``lr`` 3e-5, a third of the
+        default training rate), ``epochs`` 8 and ``batch_size`` 8, so that 32 comments make 32
+        small steps. With ``dev=(X_dev, y_dev)`` the best epoch is kept, as in ``fit``; without it,
+        fewer than :data:`comment_stance.adaptation.MIN_ROWS_FOR_DEV` rows are all trained on
+        (holding some out would leave too few to learn from) and the last epoch is kept, while
+        more rows give up ``dev_fraction`` of them for early stopping. The temperature is
+        re-fitted on dev data when there is some, else the source's is kept. The labels must be
+        among the source's (:func:`comment_stance.adaptation.check_adaptation_labels`).
+        """
+        import copy
+
+        from ..adaptation import MIN_ROWS_FOR_DEV, check_adaptation_labels
+
+        self._check_fitted()
+        inputs = as_inputs(X)
+        labels = self._labels(y)
+        if len(labels) != len(inputs):
+            raise DataError(f"{len(inputs)} comments but {len(labels)} labels", "give one label per comment")
+        classes = [str(c) for c in self.classes_]
+        check_adaptation_labels(classes, labels)
+        adapted = copy.copy(self)
+        adapted.set_params(lr=lr, epochs=epochs, batch_size=batch_size, warmup_ratio=warmup_ratio,
+                           seed=self.seed if seed is None else seed)
+        if dev is not None:
+            check_adaptation_labels(classes, [str(v) for v in dev[1]], "the dev data")
+            dev_inputs, dev_labels = as_inputs(dev[0]), self._labels(dev[1])
+        elif len(labels) >= MIN_ROWS_FOR_DEV:
+            train_index, dev_index = _carve_dev(labels, self.dev_fraction, adapted.seed)
+            dev_inputs, dev_labels = _subset(inputs, dev_index), labels[dev_index]
+            inputs, labels = _subset(inputs, train_index), labels[train_index]
+        else:
+            dev_inputs, dev_labels = Inputs([], [], []), labels[:0]
+        if not len(dev_labels):
+            adapted.set_params(patience=0)
+        adapted._check_params()
+        index = {c: i for i, c in enumerate(classes)}
+        y_train = np.array([index[v] for v in labels], dtype=np.int64)
+        y_dev = np.array([index[v] for v in dev_labels], dtype=np.int64)
+        with _torch_threads(adapted.threads), _seeded(adapted.seed):
+            model = copy.deepcopy(self.model_)
+            tokenizer = self.tokenizer_
+            train_enc = tokenize(tokenizer, *adapted._segments(inputs, tokenizer), max_length=adapted.max_length)
+            dev_enc = tokenize(tokenizer, *adapted._segments(dev_inputs, tokenizer), max_length=adapted.max_length) \
+                if len(y_dev) else {"input_ids": []}
+            loop = _TrainingLoop(adapted, model, tokenizer.pad_token_id or 0, classes, progress)
+            loop.run(train_enc, y_train, dev_enc, y_dev)
+        adapted.model_ = model.eval()
+        adapted.history_ = loop.history
+        adapted.best_epoch_ = loop.best_epoch
+        adapted.n_train_, adapted.n_dev_ = int(len(y_train)), int(len(y_dev))
+        if len(y_dev):
+            adapted.temperature_ = fit_temperature(loop.best_dev_logits, y_dev) if adapted.calibrate else 1.0
+            adapted.calibration_ = calibration_report(loop.best_dev_logits, y_dev, adapted.temperature_)
+        adapted._quantized = None
+        adapted.adaptation_ = {"method": "continued-fine-tuning", "lr": lr, "epochs": epochs,
+                               "batch_size": batch_size, "rows": int(len(y_train)), "dev_rows": int(len(y_dev))}
+        return adapted
+
     def _check_params(self) -> None:
         checks = [
             (isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "at least 1"),
@@ -364,7 +429,8 @@ class _TrainingLoop:
             self.history.append(record)
             # higher macro-F1 wins; on a tie the lower dev loss does
             key = (round(dev_f1, 10), -dev_loss)
-            improved = best_key is None or key > best_key
+            # without dev rows (adapting on a few labels) there is nothing to choose by: the last epoch counts
+            improved = best_key is None or key > best_key or not len(y_dev)
             if improved:
                 best_key, self.best_epoch, stale = key, epoch, 0
                 self.best_dev_logits = dev_logits

