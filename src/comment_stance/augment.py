@@ -93,6 +93,8 @@ class NameLexicon:
     """The names each target's comments use: ``targets[target] = {"parties", "pact", "names"}``."""
 
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: compiled replacers by (target, partner); built on first use
+    _replacers: dict[tuple[str | None, str | None], Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -131,19 +133,13 @@ class NameLexicon:
         """``text`` with the lexicon's names replaced by placeholders, parties as ``target`` orders them."""
         if not text:
             return text
-        return _replacer(self, target, None)(text)
+        return self.replacer(target, None)(text)
 
     def mask(self, texts: Sequence[str], targets: Sequence[str | None],
              parents: Sequence[str | None]) -> tuple[list[str], list[str | None], list[str | None]]:
         """Masked comments, targets and parents (the target is masked by its own entry too)."""
-        cache: dict[str | None, Any] = {}
-
         def sub(value, target):
-            if not value:
-                return value
-            if target not in cache:
-                cache[target] = _replacer(self, target, None)
-            return cache[target](value)
+            return self.replacer(target, None)(value) if value else value
 
         return ([sub(x, t) for x, t in zip(texts, targets)], [sub(t, t) for t in targets],
                 [sub(p, t) for p, t in zip(parents, targets)])
@@ -166,7 +162,16 @@ class NameLexicon:
         """``text`` with ``target``'s names replaced by ``partner``'s (parties by position, names by rank)."""
         if not text or partner is None:
             return text
-        return _replacer(self, target, partner)(text)
+        return self.replacer(target, partner)(text)
+
+    def replacer(self, target: str | None, partner: str | None):
+        """The compiled replacement function of ``(target, partner)`` (``partner=None``: masking)."""
+        key = (target, partner)
+        if key not in self._replacers:
+            if len(self._replacers) > 10_000:  # targets seen at prediction are unbounded
+                self._replacers.clear()
+            self._replacers[key] = _replacer(self, target, partner)
+        return self._replacers[key]
 
 
 def target_entry(target: str, comments: Sequence[str]) -> dict[str, Any]:
@@ -287,12 +292,12 @@ def _strip_possessive(word: str) -> str:
 def _party_pattern(name: str) -> re.Pattern:
     stem = name[:-1] if len(name) >= 5 and name[-1] in "aeiou" and " " not in name else name
     body = r"\s+".join(re.escape(w) for w in stem.split())
-    return re.compile(rf"(?<![\w-]){body}[a-zà-ÿ]*(?![\w])")
+    return re.compile(rf"(?<!\w){body}[a-zà-ÿ]*(?![\w])")
 
 
 def _name_pattern(name: str) -> str:
     body = r"\s+".join(re.escape(w) for w in name.split())
-    return rf"(?<![\w-]){body}(?![\w])"
+    return rf"(?<!\w){body}(?![\w])"
 
 
 def _replacer(lexicon: NameLexicon, target: str | None, partner: str | None):
@@ -303,36 +308,46 @@ def _replacer(lexicon: NameLexicon, target: str | None, partner: str | None):
     """
     own = lexicon.entry(target)
     rules: list[tuple[str, str]] = []  # (regex, replacement)
+    names: list[str] = []  # what the rules match, for their first letters
     if partner is None:
         for i, party in enumerate(own["parties"]):
             rules.append((_party_pattern(party).pattern, PARTY_PLACEHOLDERS[min(i, len(PARTY_PLACEHOLDERS) - 1)]))
+            names.append(party)
         if own["pact"]:
             rules.append((_name_pattern(own["pact"]), PACT_PLACEHOLDER))
+            names.append(own["pact"])
         taken = set(own["parties"]) | {own["pact"]}
         for entry in lexicon.targets.values():
             for party in entry["parties"]:
                 if party not in taken:
                     rules.append((_party_pattern(party).pattern, NAME_PLACEHOLDER))
+                    names.append(party)
                     taken.add(party)
         for name in lexicon.all_names():
             if name not in taken:
                 rules.append((_name_pattern(name), NAME_PLACEHOLDER))
+                names.append(name)
                 taken.add(name)
     else:
         other = lexicon.entry(partner)
         if other["parties"]:
             for i, party in enumerate(own["parties"]):
                 rules.append((_party_pattern(party).pattern, other["parties"][i % len(other["parties"])]))
+                names.append(party)
         if own["pact"] and other["pact"]:
             rules.append((_name_pattern(own["pact"]), other["pact"]))
+            names.append(own["pact"])
         if other["names"]:
             for i, name in enumerate(own["names"]):
                 rules.append((_name_pattern(name), other["names"][i % len(other["names"])]))
+                names.append(name)
     if not rules:
         return lambda text: text
     # longer patterns first, so that "Papua New Guinea" wins over "Papua"
     order = sorted(range(len(rules)), key=lambda k: (-len(rules[k][0]), k))
-    pattern = re.compile("|".join(f"(?P<n{k}>{rules[k][0]})" for k in order))
+    # every alternative is tried only where a name can start (a fast first-letter check)
+    firsts = "".join(sorted({re.escape(name[0]) for name in names}))
+    pattern = re.compile(f"(?=[{firsts}])(?:" + "|".join(f"(?P<n{k}>{rules[k][0]})" for k in order) + ")")
     replacement = {f"n{k}": rules[k][1] for k in order}
     return lambda text: pattern.sub(lambda m: replacement[m.lastgroup], text)
 
