@@ -214,3 +214,20 @@ def test_transformer_masks_at_fit_and_predict_and_round_trips(table, tmp_path, m
     loaded = load_model(folder)
     assert loaded.names == "mask"
     np.testing.assert_allclose(loaded.predict_proba(new), proba, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_train_takes_names_as_a_param_and_refuses_a_bad_one(tiny_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from comment_stance.cli import app
+
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", "--model", "tfidf-logreg", "--data", str(tiny_dir), "--out", str(out),
+                                      "--param", "names=mask", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["params"]["names"] == "mask"
+    bad = CliRunner().invoke(app, ["train", "--model", "tfidf-logreg", "--data", str(tiny_dir),
+                                   "--out", str(tmp_path / "bad"), "--param", "names=hide"])
+    assert bad.exit_code == 1
+    assert "error: names='hide' is not a names setting" in bad.output
+    assert not (tmp_path / "bad").exists()
