@@ -155,7 +155,7 @@ def test_swap_trains_on_copies_and_predicts_on_comments_as_written(table):
     assert prediction_inputs("swap", model.names_lexicon_, ["Tehran"], [IRAN], [None]) == (["Tehran"], [IRAN], [None])
 
 
-def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path):
+def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path, monkeypatch):
     model = make_model("tfidf-svm").fit(table, table["label"])
     folder = model.save(tmp_path / "old")
     config = json.loads((folder / "config.json").read_text())
@@ -165,6 +165,17 @@ def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path):
     loaded = load_model(folder)
     assert loaded.names == "keep" and loaded.names_lexicon_ is None
     np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
+    # still "keep" if a later version makes another setting the default
+    import inspect
+
+    from comment_stance.models.baselines import TfidfModel
+
+    names = list(inspect.signature(TfidfModel.__init__).parameters)[1:]
+    defaults = list(TfidfModel.__init__.__defaults__)
+    defaults[names.index("names")] = "mask"
+    monkeypatch.setattr(TfidfModel.__init__, "__defaults__", tuple(defaults))
+    assert TfidfModel().names == "mask"
+    assert load_model(folder).names == "keep"
 
 
 def test_a_mask_folder_without_its_lexicon_is_refused(table, tmp_path):
