@@ -131,7 +131,7 @@ def test_mask_applies_identically_at_fit_and_predict_and_round_trips(table, tmp_
     masked = pd.DataFrame({"text": ["Name and Party B, again.", "Name is fine."],
                            "target": ["Party A–Party B security agreement (2023)",
                                       "Party A–Party B the Pact (2023)"]})
-    keep = make_model(name, char_ngrams=None)
+    keep = make_model(name, char_ngrams=None, names="keep")
     keep.classes_, keep.pipeline_, keep.temperature_ = model.classes_, model.pipeline_, model.temperature_
     keep.target_pipelines_ = {}
     np.testing.assert_allclose(model.predict_proba(new), keep.predict_proba(masked))
@@ -155,8 +155,8 @@ def test_swap_trains_on_copies_and_predicts_on_comments_as_written(table):
     assert prediction_inputs("swap", model.names_lexicon_, ["Tehran"], [IRAN], [None]) == (["Tehran"], [IRAN], [None])
 
 
-def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path, monkeypatch):
-    model = make_model("tfidf-svm").fit(table, table["label"])
+def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path):
+    model = make_model("tfidf-svm", names="keep").fit(table, table["label"])
     folder = model.save(tmp_path / "old")
     config = json.loads((folder / "config.json").read_text())
     del config["params"]["names"]  # as written before names existed
@@ -165,17 +165,10 @@ def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path, monk
     loaded = load_model(folder)
     assert loaded.names == "keep" and loaded.names_lexicon_ is None
     np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
-    # still "keep" if a later version makes another setting the default
-    import inspect
-
+    # "keep" although the family's default is now "mask"
     from comment_stance.models.baselines import TfidfModel
 
-    names = list(inspect.signature(TfidfModel.__init__).parameters)[1:]
-    defaults = list(TfidfModel.__init__.__defaults__)
-    defaults[names.index("names")] = "mask"
-    monkeypatch.setattr(TfidfModel.__init__, "__defaults__", tuple(defaults))
     assert TfidfModel().names == "mask"
-    assert load_model(folder).names == "keep"
 
 
 def test_a_mask_folder_without_its_lexicon_is_refused(table, tmp_path):

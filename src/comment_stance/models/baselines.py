@@ -83,8 +83,10 @@ class TfidfModel(StanceModel):
     LinearSVC's. With ``use_target`` the comment's target
     is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
     is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
-    answers for targets not seen in training. ``names`` (``"keep"``, ``"mask"`` or ``"swap"``)
-    masks or swaps the names of pacts, countries and leaders (:mod:`comment_stance.augment`).
+    answers for targets not seen in training. ``names`` (``"mask"``, the default, ``"keep"`` or
+    ``"swap"``) masks or swaps the names of pacts, countries and leaders
+    (:mod:`comment_stance.augment`); masking won on unseen articles and leave-one-article-out
+    without losing on the random split (docs/transformer.md, "Names in comments").
 
     The fitted scikit-learn pipeline is ``pipeline_``; :meth:`make_pipeline` builds an unfitted
     one, so grid searches over e.g. ``clf__C`` work on plain scikit-learn too.
@@ -113,7 +115,7 @@ class TfidfModel(StanceModel):
         per_target: bool = False,
         calibration_folds: int = 3,
         max_iter: int = 2000,
-        names: str = "keep",
+        names: str = "mask",
         seed: int = 0,
     ):
         self.classifier = classifier
