@@ -350,9 +350,3 @@ def _replacer(lexicon: NameLexicon, target: str | None, partner: str | None):
     pattern = re.compile(f"(?=[{firsts}])(?:" + "|".join(f"(?P<n{k}>{rules[k][0]})" for k in order) + ")")
     replacement = {f"n{k}": rules[k][1] for k in order}
     return lambda text: pattern.sub(lambda m: replacement[m.lastgroup], text)
-
-
-def describe(lexicon: NameLexicon | None) -> dict[str, Any] | None:
-    """The lexicon as saved in a model folder's config.json (``None`` for ``names="keep"``)."""
-    return None if lexicon is None else lexicon.to_json()
-
