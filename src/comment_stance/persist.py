@@ -381,8 +381,12 @@ def load_model(folder: str | Path, **runtime: Any) -> StanceModel:
     cls = family_class(config["family"])
     if not isinstance(config["params"], dict):
         raise ModelError(f"{folder / CONFIG}: 'params' is not a JSON object", "the model folder is damaged; retrain it")
+    params = dict(config["params"])
+    if "names" in cls().get_params(deep=False):
+        # folders written before the setting existed read comments as written, whatever the default
+        params.setdefault("names", "keep")
     try:
-        model = cls(**config["params"])
+        model = cls(**params)
     except TypeError as exc:
         raise ModelError(f"{folder / CONFIG}: hyper-parameters do not fit the '{config['family']}' family ({exc})",
                          "retrain the model with this version of comment-stance") from None

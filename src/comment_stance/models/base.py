@@ -148,3 +148,24 @@ class StanceModel(ClassifierMixin, BaseEstimator):
         import sklearn
 
         return {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
+
+
+# -- the names setting (comment_stance.augment), shared by the families that have it ------------
+def names_weights(model: StanceModel) -> dict[str, Any]:
+    """What config.json's ``weights`` records of ``names``: the lexicon, when one was built."""
+    lexicon = getattr(model, "names_lexicon_", None)
+    return {} if lexicon is None else {"names_lexicon": lexicon.to_json()}
+
+
+def load_names(model: StanceModel, folder: Path, weights: dict[str, Any]):
+    """The names lexicon of a model folder (``None`` for ``names="keep"``, and for folders written
+    before the setting existed, whose params lack it and so load as ``"keep"``)."""
+    from ..augment import NameLexicon, check_names
+
+    names = check_names(getattr(model, "names", "keep"))
+    if names == "keep":
+        return None
+    if "names_lexicon" not in weights:
+        raise ModelError(f"{folder / 'config.json'}: names={names!r} but no names lexicon is recorded",
+                         "the model folder is damaged; retrain it")
+    return NameLexicon.from_json(weights["names_lexicon"], str(folder / "config.json"))

