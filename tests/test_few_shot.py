@@ -290,3 +290,21 @@ def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
     table["label"] = "neutral"
     with pytest.raises(DataError, match="label 'neutral'"):
         train(write_jsonl(table, tmp_path / "bad.jsonl"), out=tmp_path / "bad", init=base.folder)
+
+
+def test_adaptation_reads_new_comments_masked_as_prediction_does(tiny_dir, monkeypatch):
+    """Under names="mask" the rows a model adapts on are masked exactly as predict masks them."""
+    from comment_stance.models.baselines import TfidfModel
+
+    tiny = load_dataset(tiny_dir)
+    model = TfidfModel(names="mask").fit(tiny.train, tiny.train["label"])
+    new = pd.DataFrame({"text": ["Norway keeps the deal, Sweden does not.", "Sweden should sign it."],
+                        "target": ["Norway–Sweden fishing pact (2030)"] * 2})
+    seen = []
+    features = model.pipeline_.named_steps["features"]
+    real = type(features).transform
+    monkeypatch.setattr(type(features), "transform", lambda self, texts, *a, **k: seen.append(list(texts)) or real(self, texts, *a, **k))
+    model.adapt(new, ["skeptical", "supportive"])
+    read = model._as_read(new)
+    assert seen and seen[0] == model._texts(read)
+    assert "Norway" not in " ".join(seen[0]) and "Party A" in seen[0][0]

@@ -136,6 +136,16 @@ class StanceModel(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "classes_"):
             raise ModelError(f"this {type(self).__name__} is not fitted yet", "call fit(X, y) first")
 
+    def _as_read(self, X: Any) -> Inputs:
+        """``X`` as the fitted model reads it at prediction time (names masked under ``names="mask"``),
+        for anything that feeds new comments to the fitted model, e.g. adaptation."""
+        from ..augment import prediction_inputs
+
+        inputs = as_inputs(X)
+        names = getattr(self, "names", "keep")
+        return Inputs(*prediction_inputs(names, getattr(self, "names_lexicon_", None), inputs.texts,
+                                         inputs.targets, inputs.parents))
+
     @staticmethod
     def _labels(y: Sequence[Any]) -> np.ndarray:
         labels = np.asarray([str(v) for v in y], dtype=object)

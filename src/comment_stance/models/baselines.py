@@ -273,7 +273,7 @@ class TfidfModel(StanceModel):
             raise ModelError(f"TF-IDF adaptation has no setting '{sorted(settings)[0]}'",
                              "the TF-IDF family adapts with C only (e.g. --param C=1.0)")
         self._check_fitted()
-        inputs = as_inputs(X)
+        inputs = self._as_read(X)  # the new rows masked as prediction masks them
         labels = self._labels(y)
         check_adaptation_labels(self.classes_, labels)
         strength = self.C if C is None else C

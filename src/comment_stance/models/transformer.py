@@ -148,7 +148,7 @@ class TransformerModel(StanceModel):
             dev_inputs, dev_labels = _subset(inputs, dev_index), labels[dev_index]
             inputs, labels = _subset(inputs, train_index), labels[train_index]
         else:
-            dev_inputs, dev_labels = as_inputs(dev[0]), self._labels(dev[1])
+            dev_inputs, dev_labels = self._as_read(dev[0]), self._labels(dev[1])
             unknown = sorted(set(dev_labels.tolist()) - set(classes))
             if unknown:
                 raise DataError(f"dev label '{unknown[0]}' does not occur in the training data (labels: {classes})",
@@ -209,7 +209,7 @@ class TransformerModel(StanceModel):
         from ..adaptation import MIN_ROWS_FOR_DEV, check_adaptation_labels
 
         self._check_fitted()
-        inputs = as_inputs(X)
+        inputs = self._as_read(X)  # the new rows read as prediction reads them (names masked under "mask")
         labels = self._labels(y)
         if len(labels) != len(inputs):
             raise DataError(f"{len(inputs)} comments but {len(labels)} labels", "give one label per comment")
@@ -220,7 +220,7 @@ class TransformerModel(StanceModel):
                            seed=self.seed if seed is None else seed)
         if dev is not None:
             check_adaptation_labels(classes, [str(v) for v in dev[1]], "the dev data")
-            dev_inputs, dev_labels = as_inputs(dev[0]), self._labels(dev[1])
+            dev_inputs, dev_labels = self._as_read(dev[0]), self._labels(dev[1])
         elif len(labels) >= MIN_ROWS_FOR_DEV:
             train_index, dev_index = _carve_dev(labels, self.dev_fraction, adapted.seed)
             dev_inputs, dev_labels = _subset(inputs, dev_index), labels[dev_index]
