@@ -77,7 +77,8 @@ def rss_mib(pid: int) -> float:
 class Server:
     """``stance serve`` in a child process on a free port."""
 
-    def __init__(self, model: Path, *, max_batch: int, wait_ms: float, threads: int | None):
+    def __init__(self, model: Path, *, max_batch: int, wait_ms: float, threads: int | None,
+                 batch_size: int | None = None):
         self.port = free_port()
         self.db = tempfile.NamedTemporaryFile(suffix=".sqlite", delete=False).name
         args = [sys.executable, "-c", "from comment_stance.cli import main; main()", "serve", "--model", str(model),
@@ -86,6 +87,8 @@ class Server:
                 "--max-body-bytes", "20000000"]
         if threads:
             args += ["--threads", str(threads)]
+        if batch_size:
+            args += ["--batch-size", str(batch_size)]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.process = subprocess.Popen(args, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -189,8 +192,10 @@ async def drive(url: str, items: list[dict], clients: int) -> tuple[float, list[
             await connection.close()
 
 
-def in_process(model_dir: Path, items: list[dict], threads: int | None) -> float:
-    """Comments per second of the same model's in-process predict on the same comments."""
+def in_process(model_dir: Path, items: list[dict], threads: int | None, slices: list[int] = ()) -> tuple[float, dict]:
+    """Comments per second of the same model's in-process predict on the same comments: all at once
+    (the ceiling), and in calls of ``k`` comments for each ``k`` in ``slices`` (the most that ``k``
+    one-comment clients can give one batch)."""
     import pandas as pd
 
     from comment_stance import load_model
@@ -201,7 +206,14 @@ def in_process(model_dir: Path, items: list[dict], threads: int | None) -> float
     predict(model, table.head(8))  # warm up
     started = time.perf_counter()
     predict(model, table)
-    return len(items) / (time.perf_counter() - started)
+    whole = len(items) / (time.perf_counter() - started)
+    sliced = {}
+    for k in slices:
+        started = time.perf_counter()
+        for start in range(0, len(table), k):
+            predict(model, table.iloc[start:start + k])
+        sliced[k] = len(items) / (time.perf_counter() - started)
+    return whole, sliced
 
 
 def pct(values: list[float], q: float) -> float:
@@ -215,14 +227,17 @@ def bench_model(name: str, model_dir: Path, args) -> None:
         memory(name, model_dir, args)
         return
     items = comments(args.requests)
-    base = in_process(model_dir, items, args.threads)
+    base, sliced = in_process(model_dir, items, args.threads, [c for c in args.clients if c > 1])
     print(f"\n## {name} ({model_dir})\nin-process predict: {base:,.0f} comments/s  [{load()}]")
+    for k, rate in sliced.items():
+        print(f"in-process predict in calls of {k} comments: {rate:,.0f} comments/s ({rate / base:.2f}x)")
     print(f"{'batching':<10}{'clients':>8}{'req/s':>10}{'x in-process':>14}{'p50 ms':>9}{'p95 ms':>9}  load")
     modes = [("on", args.max_batch, args.batch_wait_ms), ("no wait", args.max_batch, 0.0), ("off", 1, 0.0)]
     for label, max_batch, wait_ms in modes:
         if label == "no wait" and args.batch_wait_ms == 0:
             continue
-        server = Server(model_dir, max_batch=max_batch, wait_ms=wait_ms, threads=args.threads)
+        server = Server(model_dir, max_batch=max_batch, wait_ms=wait_ms, threads=args.threads,
+                        batch_size=args.batch_size)
         try:
             server.wait()
             asyncio.run(drive(server.url, comments(32, seed=1), 8))  # warm up
@@ -285,6 +300,8 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch with batching on")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="model threads (transformer), server and in-process")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="the server's --batch-size (comments per forward pass; in-process keeps the model's)")
     parser.add_argument("--rss-small", type=int, default=1_000)
     parser.add_argument("--rss-large", type=int, default=100_000, help="0 skips the memory measurement")
     parser.add_argument("--memory-only", action="store_true",
