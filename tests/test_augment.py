@@ -165,10 +165,10 @@ def test_a_folder_written_before_the_setting_loads_as_keep(table, tmp_path):
     loaded = load_model(folder)
     assert loaded.names == "keep" and loaded.names_lexicon_ is None
     np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
-    # "keep" although the family's default is now "mask"
+    # and the family's default is "keep" too: masking lost 0.02 macro-F1 on real comments (ARC)
     from comment_stance.models.baselines import TfidfModel
 
-    assert TfidfModel().names == "mask"
+    assert TfidfModel().names == "keep"
 
 
 def test_a_mask_folder_without_its_lexicon_is_refused(table, tmp_path):

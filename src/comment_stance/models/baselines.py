@@ -83,10 +83,11 @@ class TfidfModel(StanceModel):
     LinearSVC's. With ``use_target`` the comment's target
     is prepended to its text (one pooled model serves all targets); with ``per_target`` one model
     is trained per target, as in the SemEval-2016 Task 6 "SVM-ngrams" baseline, and a pooled model
-    answers for targets not seen in training. ``names`` (``"mask"``, the default, ``"keep"`` or
+    answers for targets not seen in training. ``names`` (``"keep"``, the default, ``"mask"`` or
     ``"swap"``) masks or swaps the names of pacts, countries and leaders
-    (:mod:`comment_stance.augment`); masking won on unseen articles and leave-one-article-out
-    without losing on the random split (docs/transformer.md, "Names in comments").
+    (:mod:`comment_stance.augment`); masking won on our corpus's unseen articles and
+    leave-one-article-out but lost 0.02 on real comments (ARC), so it is not the default
+    (docs/transformer.md, "Names in comments").
 
     The fitted scikit-learn pipeline is ``pipeline_``; :meth:`make_pipeline` builds an unfitted
     one, so grid searches over e.g. ``clf__C`` work on plain scikit-learn too.
@@ -115,7 +116,7 @@ class TfidfModel(StanceModel):
         per_target: bool = False,
         calibration_folds: int = 3,
         max_iter: int = 2000,
-        names: str = "mask",
+        names: str = "keep",
         seed: int = 0,
     ):
         self.classifier = classifier
