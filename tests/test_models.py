@@ -42,14 +42,14 @@ def test_tfidf_families_follow_the_estimator_contract(tiny, name):
 
 
 @pytest.mark.parametrize("name,parts", [("tfidf-logreg", {}), ("tfidf-svm", {}),
-                                        ("tfidf-logreg", {"char_ngrams": None})])
+                                        ("tfidf-logreg", {"char_ngrams": None}), ("tfidf-svm", {"names": "mask"})])
 def test_tfidf_scores_equal_the_plain_sklearn_pipeline(tiny, name, parts):
     """The scoring shortcut (features stacked by hand, no input validation) changes no number."""
     from comment_stance.calibration import softmax
     from comment_stance.models.baselines import _as_scores
 
     model = make_model(name, **parts).fit(tiny.train, tiny.train["label"])
-    texts = model._texts(__import__("comment_stance").models.as_inputs(tiny.test))
+    texts = model._texts(model._as_read(tiny.test))  # the texts as the model reads them (names masked or not)
     if model.temperature_ is None:
         expected = model.pipeline_.predict_proba(texts)
     else:
