@@ -110,20 +110,11 @@ def train(
     elapsed = time.perf_counter() - start
     estimator.trained_targets_ = _targets(train_table)
     gate_metrics = _train_gate(estimator, dataset, off_topic, columns, evaluate_on) if off_topic is not None else None
-    metrics: dict[str, Any] = {}
-    for split in evaluate_on:
-        frame = getattr(dataset, split, None)
-        if frame is not None:
-            metrics[split] = evaluate_model(estimator, frame, polar=polar, context=[train_table])
+    metrics = _scores(estimator, dataset, train_table, evaluate_on, polar)
     folder = None
     if out is not None:
-        source = dataset.files.get("train", dataset.source)
         training = {
-            "data": str(source) if source else None,
-            "rows": int(len(train_table)),
-            "label_counts": {str(k): int(v) for k, v in train_table["label"].value_counts().sort_index().items()},
-            "sha256": table_sha256(train_table),
-            "time_s": round(elapsed, 3),
+            **_data_facts(dataset, train_table, elapsed),
             "preset": name if name in PRESETS else None,
             "targets": _targets(train_table),
         }
@@ -162,21 +153,13 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
     adapted.trained_targets_ = sorted(set(getattr(source, "trained_targets_", None)
                                           or source_config.get("training", {}).get("targets", []))
                                       | set(_targets(train_table)))
-    metrics: dict[str, Any] = {}
-    for split in evaluate_on:
-        frame = getattr(dataset, split, None)
-        if frame is not None:
-            metrics[split] = evaluate_model(adapted, frame, polar=polar, context=[train_table])
+    metrics = _scores(adapted, dataset, train_table, evaluate_on, polar)
     folder = None
     if out is not None:
         source_training = source_config.get("training", {})
         name = f"{source_config.get('name', source.family)} (adapted)"
         training = {
-            "data": str(dataset.files.get("train", dataset.source)) if dataset.source else None,
-            "rows": int(len(train_table)),
-            "label_counts": {str(k): int(v) for k, v in train_table["label"].value_counts().sort_index().items()},
-            "sha256": table_sha256(train_table),
-            "time_s": round(elapsed, 3),
+            **_data_facts(dataset, train_table, elapsed),
             "preset": source_training.get("preset"),
             "targets": adapted.trained_targets_,
             "adaptation": getattr(adapted, "adaptation_", {}),
@@ -197,6 +180,29 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
         folder = save_model(adapted, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
                             extras=extras)
     return TrainResult(adapted, folder, metrics, elapsed, None)
+
+
+def _scores(model: StanceModel, dataset: Dataset, train_table: pd.DataFrame, evaluate_on: tuple[str, ...],
+            polar: list[str] | None) -> dict[str, Any]:
+    """The model's scores on each split named in ``evaluate_on`` that the dataset has."""
+    metrics: dict[str, Any] = {}
+    for split in evaluate_on:
+        frame = getattr(dataset, split, None)
+        if frame is not None:
+            metrics[split] = evaluate_model(model, frame, polar=polar, context=[train_table])
+    return metrics
+
+
+def _data_facts(dataset: Dataset, train_table: pd.DataFrame, elapsed: float) -> dict[str, Any]:
+    """What config.json's ``training`` says of the rows a model was fitted on."""
+    source = dataset.files.get("train", dataset.source)
+    return {
+        "data": str(source) if source else None,
+        "rows": int(len(train_table)),
+        "label_counts": {str(k): int(v) for k, v in train_table["label"].value_counts().sort_index().items()},
+        "sha256": table_sha256(train_table),
+        "time_s": round(elapsed, 3),
+    }
 
 
 def _adapt_settings(model: StanceModel) -> list[str]:

@@ -123,12 +123,7 @@ def load_evaluation_data(name: str, spec: dict[str, Any]) -> EvaluationData:
         test = dataset.split(spec["test_split"])
         context = [t for s, t in present.items() if s != spec["test_split"]]
         return EvaluationData(name, spec, test.reset_index(drop=True), context, dataset, hashes)
-    frames = [t.assign(split=s) if "split" not in t.columns else t for s, t in present.items()]
-    pooled = pd.concat(frames, ignore_index=True)
-    duplicated = pooled["id"][pooled["id"].duplicated()]
-    if len(duplicated):
-        raise DataError(f"{spec['data']}: id '{duplicated.iloc[0]}' occurs in more than one split",
-                        f"{where} pools all splits; give every comment a unique id")
+    pooled = _pool(spec, present, where)
     group = spec.get("group")
     if group is not None:
         if group not in pooled.columns or pooled[group].isna().any():
@@ -148,6 +143,18 @@ def load_evaluation_data(name: str, spec: dict[str, Any]) -> EvaluationData:
     return EvaluationData(name, spec, pooled, [pooled], None, hashes)
 
 
+def _pool(spec: dict[str, Any], present: dict[str, pd.DataFrame], where: str) -> pd.DataFrame:
+    """Every split of the dataset in one table (a ``split`` column says where each row came from);
+    ids must be unique across the splits."""
+    frames = [t.assign(split=s) if "split" not in t.columns else t for s, t in present.items()]
+    pooled = pd.concat(frames, ignore_index=True)
+    duplicated = pooled["id"][pooled["id"].duplicated()]
+    if len(duplicated):
+        raise DataError(f"{spec['data']}: id '{duplicated.iloc[0]}' occurs in more than one split",
+                        f"{where} pools all splits; give every comment a unique id")
+    return pooled
+
+
 #: the fewest comments of a held-out group left to evaluate on after the largest number of shots
 MIN_EVALUATION_ROWS = 10
 
@@ -163,12 +170,7 @@ def _few_shot_data(name: str, spec: dict[str, Any], dataset, present: dict[str, 
         heldout = dataset.test.reset_index(drop=True)
         context = list(present.values())
     else:
-        frames = [t.assign(split=s) if "split" not in t.columns else t for s, t in present.items()]
-        heldout = pd.concat(frames, ignore_index=True)
-        duplicated = heldout["id"][heldout["id"].duplicated()]
-        if len(duplicated):
-            raise DataError(f"{spec['data']}: id '{duplicated.iloc[0]}' occurs in more than one split",
-                            f"{where} pools all splits; give every comment a unique id")
+        heldout = _pool(spec, present, where)
         context = [heldout]
     if group not in heldout.columns or heldout[group].isna().any():
         raise DataError(f"{spec['data']}: {where} holds out each '{group}', but "

@@ -36,7 +36,9 @@ class Inputs:
 
 
 def as_inputs(X: Any) -> Inputs:
-    """Normalize ``X`` (texts, or a comment table) to :class:`Inputs`."""
+    """Normalize ``X`` (texts, a comment table, or :class:`Inputs` already) to :class:`Inputs`."""
+    if isinstance(X, Inputs):
+        return X
     if isinstance(X, pd.DataFrame):
         if "text" not in X.columns:
             raise DataError(f"input table has no 'text' column (columns: {', '.join(map(str, X.columns))})",

@@ -227,15 +227,12 @@ class TfidfModel(StanceModel):
         return out
 
     def predict_proba(self, X) -> np.ndarray:
-        from ..augment import prediction_inputs
-
         self._check_fitted()
         inputs = as_inputs(X)
         if not len(inputs):
             return np.zeros((0, len(self.classes_)))
-        keys = inputs.targets
-        inputs = Inputs(*prediction_inputs(self.names, getattr(self, "names_lexicon_", None), inputs.texts,
-                                           inputs.targets, inputs.parents))
+        keys = inputs.targets  # per-target models are found by the target as given
+        inputs = self._as_read(inputs)
         if not self.target_pipelines_:
             return self._proba_of(self.pipeline_, self._texts(inputs), self.temperature_)
         out = np.zeros((len(inputs), len(self.classes_)))

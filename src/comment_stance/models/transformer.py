@@ -131,7 +131,7 @@ class TransformerModel(StanceModel):
     def fit(self, X, y, dev: tuple[Any, Sequence[Any]] | None = None, progress: bool = False) -> "TransformerModel":
         """Fine-tune on comments ``X`` with labels ``y``; ``dev=(X_dev, y_dev)`` drives early
         stopping and calibration (carved from ``X`` when not given). Returns ``self``."""
-        from ..augment import check_names, prediction_inputs, training_inputs
+        from ..augment import check_names, training_inputs
 
         self._check_params()
         check_names(self.names)
@@ -148,7 +148,7 @@ class TransformerModel(StanceModel):
             dev_inputs, dev_labels = _subset(inputs, dev_index), labels[dev_index]
             inputs, labels = _subset(inputs, train_index), labels[train_index]
         else:
-            dev_inputs, dev_labels = self._as_read(dev[0]), self._labels(dev[1])
+            dev_inputs, dev_labels = as_inputs(dev[0]), self._labels(dev[1])
             unknown = sorted(set(dev_labels.tolist()) - set(classes))
             if unknown:
                 raise DataError(f"dev label '{unknown[0]}' does not occur in the training data (labels: {classes})",
@@ -157,8 +157,7 @@ class TransformerModel(StanceModel):
         texts, targets, parents, labels, self.names_lexicon_ = training_inputs(
             self.names, inputs.texts, inputs.targets, inputs.parents, labels, self.seed)
         inputs = Inputs(texts, targets, parents)
-        dev_inputs = Inputs(*prediction_inputs(self.names, self.names_lexicon_, dev_inputs.texts,
-                                               dev_inputs.targets, dev_inputs.parents))
+        dev_inputs = self._as_read(dev_inputs)
         index = {c: i for i, c in enumerate(classes)}
         y_train = np.array([index[v] for v in labels], dtype=np.int64)
         y_dev = np.array([index[v] for v in dev_labels], dtype=np.int64)
@@ -291,15 +290,11 @@ class TransformerModel(StanceModel):
     # -- inference --------------------------------------------------------------------------
     def predict_logits(self, X) -> np.ndarray:
         """Raw (uncalibrated) logits, shape ``(n, len(classes_))``, columns in ``classes_`` order."""
-        from ..augment import prediction_inputs
-
         self._check_fitted()
         self._check_runtime()
-        inputs = as_inputs(X)
+        inputs = self._as_read(X)
         if not len(inputs):
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        inputs = Inputs(*prediction_inputs(self.names, getattr(self, "names_lexicon_", None), inputs.texts,
-                                           inputs.targets, inputs.parents))
         encoded = tokenize(self.tokenizer_, *self._segments(inputs, self.tokenizer_), max_length=self.max_length,
                            use_datasets=False)
         with _torch_threads(self.threads):
