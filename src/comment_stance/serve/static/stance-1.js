@@ -193,6 +193,7 @@
           state.data.queue.items[state.selected] = saved;
         }
         draw();
+        state.busy = false;  // saved: the next key acts at once, not after the re-sync below
         return refresh();
       })
       .catch(function (e) { say(e.message, true); })
