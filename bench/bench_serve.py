@@ -192,28 +192,34 @@ async def drive(url: str, items: list[dict], clients: int) -> tuple[float, list[
             await connection.close()
 
 
-def in_process(model_dir: Path, items: list[dict], threads: int | None, slices: list[int] = ()) -> tuple[float, dict]:
-    """Comments per second of the same model's in-process predict on the same comments: all at once
-    (the ceiling), and in calls of ``k`` comments for each ``k`` in ``slices`` (the most that ``k``
-    one-comment clients can give one batch)."""
-    import pandas as pd
+class InProcess:
+    """The same model's in-process predict on the same comments, loaded once in this process.
 
-    from comment_stance import load_model
-    from comment_stance.scoring import predict
+    The machine's speed drifts by a third within minutes, so a reference measured once at the
+    start would make every later ratio wrong by that much: :meth:`rate` is measured again right
+    before and right after each server row, and the row is divided by their mean.
+    """
 
-    model = load_model(model_dir, threads=threads)
-    table = pd.DataFrame({"text": [c["text"] for c in items], "target": [c["target"] for c in items]})
-    predict(model, table.head(8))  # warm up
-    started = time.perf_counter()
-    predict(model, table)
-    whole = len(items) / (time.perf_counter() - started)
-    sliced = {}
-    for k in slices:
+    def __init__(self, model_dir: Path, items: list[dict], threads: int | None):
+        import pandas as pd
+
+        from comment_stance import load_model
+        from comment_stance.scoring import predict
+
+        self.predict = predict
+        self.model = load_model(model_dir, threads=threads)
+        self.table = pd.DataFrame({"text": [c["text"] for c in items], "target": [c["target"] for c in items]})
+        self.predict(self.model, self.table.head(8))  # warm up
+
+    def rate(self, k: int | None = None) -> float:
+        """Comments per second: all at once (``k=None``, the ceiling, length-sorted batches of the
+        model's ``inference_batch_size``), or in calls of ``k`` comments (the most that ``k``
+        one-comment clients can give one batch)."""
+        step = k or len(self.table)
         started = time.perf_counter()
-        for start in range(0, len(table), k):
-            predict(model, table.iloc[start:start + k])
-        sliced[k] = len(items) / (time.perf_counter() - started)
-    return whole, sliced
+        for start in range(0, len(self.table), step):
+            self.predict(self.model, self.table.iloc[start:start + step])
+        return len(self.table) / (time.perf_counter() - started)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -227,14 +233,21 @@ def bench_model(name: str, model_dir: Path, args) -> None:
         memory(name, model_dir, args)
         return
     items = comments(args.requests)
-    base, sliced = in_process(model_dir, items, args.threads, [c for c in args.clients if c > 1])
-    print(f"\n## {name} ({model_dir})\nin-process predict: {base:,.0f} comments/s  [{load()}]")
-    for k, rate in sliced.items():
-        print(f"in-process predict in calls of {k} comments: {rate:,.0f} comments/s ({rate / base:.2f}x)")
-    print(f"{'batching':<10}{'clients':>8}{'req/s':>10}{'x in-process':>14}{'p50 ms':>9}{'p95 ms':>9}  load")
+    reference = InProcess(model_dir, items, args.threads)
+    print(f"\n## {name} ({model_dir})\n"
+          "x in-process divides by in-process predict on the same comments all at once, measured right "
+          "before and after the row (its mean in the last column)")
+    for k in [c for c in args.clients if c > 1]:
+        before, rate, after = reference.rate(), reference.rate(k), reference.rate()
+        print(f"in-process predict in calls of {k} comments: {rate:,.0f} comments/s "
+              f"({rate / ((before + after) / 2):.2f}x all at once, {(before + after) / 2:,.0f}/s)  [{load()}]")
+    print(f"{'batching':<10}{'clients':>8}{'req/s':>10}{'x in-process':>14}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'in-proc/s':>11}  load")
     modes = [("on", args.max_batch, args.batch_wait_ms), ("no wait", args.max_batch, 0.0), ("off", 1, 0.0)]
     for label, max_batch, wait_ms in modes:
         if label == "no wait" and args.batch_wait_ms == 0:
+            continue
+        if label != "on" and args.only_on:
             continue
         server = Server(model_dir, max_batch=max_batch, wait_ms=wait_ms, threads=args.threads,
                         batch_size=args.batch_size)
@@ -242,10 +255,13 @@ def bench_model(name: str, model_dir: Path, args) -> None:
             server.wait()
             asyncio.run(drive(server.url, comments(32, seed=1), 8))  # warm up
             for clients in args.clients:
+                before = reference.rate()
                 seconds, latencies = asyncio.run(drive(server.url, items, clients))
+                base = (before + reference.rate()) / 2
                 rate = len(items) / seconds
                 p50, p95 = pct(latencies, 0.5) * 1000, pct(latencies, 0.95) * 1000
-                print(f"{label:<10}{clients:>8}{rate:>10,.0f}{rate / base:>14.2f}{p50:>9.1f}{p95:>9.1f}  {load()}")
+                print(f"{label:<10}{clients:>8}{rate:>10,.0f}{rate / base:>14.2f}{p50:>9.1f}{p95:>9.1f}"
+                      f"{base:>11,.0f}  {load()}")
         finally:
             server.stop()
     if args.rss_large:
@@ -304,6 +320,7 @@ def main() -> None:
                         help="the server's --batch-size (comments per forward pass; in-process keeps the model's)")
     parser.add_argument("--rss-small", type=int, default=1_000)
     parser.add_argument("--rss-large", type=int, default=100_000, help="0 skips the memory measurement")
+    parser.add_argument("--only-on", action="store_true", help="only batching on (the default settings)")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the memory measurement (it does not depend on the machine's load)")
     args = parser.parse_args()
