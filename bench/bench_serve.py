@@ -108,6 +108,12 @@ class Server:
             time.sleep(0.2)
         raise SystemExit("the server did not become ready")
 
+    def calls(self) -> int:
+        """Model calls the server has made so far (its batching statistics)."""
+        import httpx
+
+        return int(httpx.get(self.url + "/v1/model", timeout=10).json()["batching"]["model_calls"])
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -242,7 +248,7 @@ def bench_model(name: str, model_dir: Path, args) -> None:
         print(f"in-process predict in calls of {k} comments: {rate:,.0f} comments/s "
               f"({rate / ((before + after) / 2):.2f}x all at once, {(before + after) / 2:,.0f}/s)  [{load()}]")
     print(f"{'batching':<10}{'clients':>8}{'req/s':>10}{'x in-process':>14}{'p50 ms':>9}{'p95 ms':>9}"
-          f"{'in-proc/s':>11}  load")
+          f"{'per call':>9}{'in-proc/s':>11}  load")
     modes = [("on", args.max_batch, args.batch_wait_ms), ("no wait", args.max_batch, 0.0), ("off", 1, 0.0)]
     for label, max_batch, wait_ms in modes:
         if label == "no wait" and args.batch_wait_ms == 0:
@@ -255,13 +261,14 @@ def bench_model(name: str, model_dir: Path, args) -> None:
             server.wait()
             asyncio.run(drive(server.url, comments(32, seed=1), 8))  # warm up
             for clients in args.clients:
-                before = reference.rate()
+                before, calls = reference.rate(), server.calls()
                 seconds, latencies = asyncio.run(drive(server.url, items, clients))
+                per_call = len(items) / max(1, server.calls() - calls)  # comments per model call
                 base = (before + reference.rate()) / 2
                 rate = len(items) / seconds
                 p50, p95 = pct(latencies, 0.5) * 1000, pct(latencies, 0.95) * 1000
                 print(f"{label:<10}{clients:>8}{rate:>10,.0f}{rate / base:>14.2f}{p50:>9.1f}{p95:>9.1f}"
-                      f"{base:>11,.0f}  {load()}")
+                      f"{per_call:>9.1f}{base:>11,.0f}  {load()}")
         finally:
             server.stop()
     if args.rss_large:
