@@ -23,7 +23,7 @@ from comment_stance import load_model  # noqa: E402
 from comment_stance.scoring import predict  # noqa: E402
 from comment_stance.serve import create_app  # noqa: E402
 from comment_stance.serve.app import ASSET_VERSION, Limits  # noqa: E402
-from comment_stance.serve.batching import Batcher  # noqa: E402
+from comment_stance.serve.batching import Batcher, release_free_memory  # noqa: E402
 from comment_stance.serve.keys import add_key, hash_key, read_key_file  # noqa: E402
 from comment_stance.training import train  # noqa: E402
 
@@ -230,6 +230,36 @@ def test_batcher_respects_max_batch_and_reports_failures():
     assert results == [[2 * i, 2 * i] for i in range(5)]
     assert big == [2 * i for i in range(9)]
     assert max(sizes[:-2]) <= 4 and sizes[-2] == 9
+
+
+def test_batcher_hands_free_memory_back_between_batches_not_during_them(monkeypatch):
+    import platform
+
+    import comment_stance.serve.batching as batching
+
+    events = []
+    monkeypatch.setattr(batching, "release_free_memory", lambda: events.append("release") or True)
+
+    def run(items):
+        events.append(len(items))
+        return items
+
+    async def main(release_s):
+        batcher = Batcher(run, max_batch=4, wait_ms=0, release_s=release_s)
+        for i in range(3):
+            assert await batcher.submit([i]) == [i]
+        stats = batcher.stats()
+        batcher.close()
+        return stats
+
+    assert asyncio.run(main(0.0))["memory_releases"] == 3
+    assert events == [1, "release"] * 3  # after each batch, in the model thread, never inside one
+    events.clear()
+    assert asyncio.run(main(3600.0))["memory_releases"] == 0 and events == [1, 1, 1]
+    events.clear()
+    assert asyncio.run(main(None))["memory_releases"] == 0 and events == [1, 1, 1]
+    # the real call exists wherever the C library is glibc (Debian, as in CI)
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
 
 
 # -- bad requests: always a 4xx with a message ---------------------------------------------------
