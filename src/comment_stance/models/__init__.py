@@ -16,6 +16,7 @@ FAMILIES = {
     "majority": "comment_stance.models.baselines:MajorityModel",
     "tfidf": "comment_stance.models.baselines:TfidfModel",
     "transformer": "comment_stance.models.transformer:TransformerModel",
+    "ensemble": "comment_stance.models.ensemble:EnsembleModel",
 }
 
 #: names accepted by ``stance train --model`` -> (family, preset hyper-parameters)
@@ -24,6 +25,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "tfidf-logreg": ("tfidf", {"classifier": "logreg"}),
     "tfidf-svm": ("tfidf", {"classifier": "svm"}),
     "transformer": ("transformer", {}),
+    # the mean of the TF-IDF SVM's and the transformer's calibrated probabilities (models/ensemble.py)
+    "ensemble": ("ensemble", {}),
 }
 
 

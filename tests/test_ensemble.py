@@ -1,0 +1,92 @@
+"""The ensemble family: the weighted mean of its members' calibrated probabilities."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from typer.testing import CliRunner
+
+from comment_stance import load_model, make_model
+from comment_stance.cli import app
+from comment_stance.data import load_dataset
+from comment_stance.errors import ModelError
+from comment_stance.models import PRESETS
+from comment_stance.training import train
+
+TWO_TFIDF = {"members": ["tfidf-svm", "tfidf-logreg"]}
+
+
+@pytest.fixture
+def tiny(tiny_dir):
+    return load_dataset(tiny_dir)
+
+
+def test_the_ensemble_is_the_weighted_mean_of_members_trained_alone(tiny):
+    ensemble = make_model("ensemble", **TWO_TFIDF, weights=[3, 1], seed=4).fit(tiny.train, tiny.train["label"])
+    alone = [make_model(name, seed=4).fit(tiny.train, tiny.train["label"]) for name in TWO_TFIDF["members"]]
+    expected = 0.75 * alone[0].predict_proba(tiny.test) + 0.25 * alone[1].predict_proba(tiny.test)
+    proba = ensemble.predict_proba(tiny.test)
+    np.testing.assert_allclose(proba, expected, rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert ensemble.classes_.tolist() == ["conditional", "skeptical", "supportive"]
+    assert ensemble.predict(tiny.test).tolist() == ensemble.classes_[proba.argmax(axis=1)].tolist()
+    # an estimator like any other: clone keeps the hyper-parameters and drops the fitted state
+    copy = clone(ensemble)
+    assert copy.get_params()["weights"] == [3, 1] and not hasattr(copy, "members_")
+
+
+def test_the_preset_averages_the_svm_and_the_transformer():
+    assert PRESETS["ensemble"][0] == "ensemble"
+    model = make_model("ensemble")
+    assert list(model.members) == ["tfidf-svm", "transformer"] and model.weights is None
+    transformer = model._make_member("transformer")
+    assert transformer.epochs == 3 and transformer.seed == 0  # as in experiments/baseline.toml
+    assert make_model("ensemble", seed=7)._make_member("tfidf-svm").seed == 7
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"members": []}, r"members=\[\] is not usable"),
+    ({"members": ["tfidf-svm", "nope"]}, "member 'nope' is not a model preset"),
+    ({"members": ["tfidf-svm", "ensemble"]}, "member 'ensemble' is not a model preset"),
+    ({**TWO_TFIDF, "weights": [1]}, "does not fit 2 members"),
+    ({**TWO_TFIDF, "weights": [1, -1]}, "does not fit 2 members"),
+    ({**TWO_TFIDF, "weights": [0, 0]}, "does not fit 2 members"),
+    ({**TWO_TFIDF, "member_params": {"transformer": {"epochs": 1}}}, "'transformer', which is not a member"),
+    ({**TWO_TFIDF, "member_params": {"tfidf-svm": {"nope": 1}}}, "no hyper-parameter 'nope'"),
+])
+def test_unusable_settings_fail_before_any_member_is_trained(tiny, params, message):
+    with pytest.raises(ModelError, match=message):
+        make_model("ensemble", **params).fit(tiny.train, tiny.train["label"])
+
+
+def test_a_saved_ensemble_loads_and_scores_the_same(tiny, tmp_path):
+    result = train(tiny, "ensemble", tmp_path / "ens", params=TWO_TFIDF)
+    config = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert config["family"] == "ensemble"
+    assert [m["preset"] for m in config["weights"]["members"]] == TWO_TFIDF["members"]
+    for member in config["weights"]["members"]:  # each member is a model folder of its own
+        assert json.loads((tmp_path / "ens" / member["path"] / "config.json").read_text())["family"] == "tfidf"
+    loaded = load_model(tmp_path / "ens")
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test), result.model.predict_proba(tiny.test), rtol=1e-12)
+
+
+def test_a_member_path_that_leaves_the_folder_is_refused(tiny, tmp_path):
+    train(tiny, "ensemble", tmp_path / "ens", params=TWO_TFIDF)
+    path = tmp_path / "ens" / "config.json"
+    config = json.loads(path.read_text())
+    config["weights"]["members"][0]["path"] = "../../elsewhere"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="leaves the model folder"):
+        load_model(tmp_path / "ens")
+
+
+def test_stance_train_and_predict_with_an_ensemble(tiny_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "ens"
+    result = runner.invoke(app, ["train", "--model", "ensemble", "--data", str(tiny_dir), "--out", str(out),
+                                 "--param", 'members=["tfidf-svm", "tfidf-logreg"]'])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["predict", "--model", str(out), "--text", "Sign it now, it is a good pact."])
+    assert result.exit_code == 0, result.output
+    assert any(label in result.output for label in ("supportive", "skeptical", "conditional"))
