@@ -15,7 +15,8 @@ def train_cli(
     data: Optional[Path] = typer.Option(None, "--data", "-d",
                                         help="Dataset folder (train/dev/test files) or one file; default: the shipped corpus."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="majority, tfidf-logreg (default), tfidf-svm or transformer."),
+                                        help="majority, tfidf-logreg (default), tfidf-svm, transformer or ensemble "
+                                             "(the mean of the SVM's and the transformer's probabilities)."),
     init: Optional[Path] = typer.Option(
         None, "--from", help="Adapt this model folder to --data (a few labelled comments of a new pact) instead of "
                              "training a new model; --lr/--epochs/--batch-size (transformer) or -p C=... (TF-IDF) "
