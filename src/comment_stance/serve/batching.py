@@ -10,8 +10,8 @@ comments are always scored together.
 ``max_batch=1`` turns batching off: one model call per request, one at a time.
 
 A long-running server scores batches of ever new shapes; the C allocator keeps the memory they
-freed in its heaps, and a transformer server's resident memory crept up from 614 to 881 MiB over
-a hundred thousand comments. So after a batch, at most every ``release_s`` seconds (default 1),
+freed in its heaps, and a transformer server's resident memory crept up from 614 to 881 MiB within
+a 100,000-comment benchmark. So after a batch, at most every ``release_s`` seconds (default 1),
 the model thread hands free heap memory back to the system (:func:`release_free_memory`, glibc's
 ``malloc_trim``, about 3.5 ms with a transformer loaded; nothing on other C libraries).
 """
