@@ -153,6 +153,9 @@ class EnsembleModel(StanceModel):
         if not isinstance(entries, list) or not entries:
             raise ModelError(f"{folder / 'config.json'}: the ensemble lists no members", "the model folder is damaged; "
                              "retrain it")
+        if len(entries) != len(list(self.members)):
+            raise ModelError(f"{folder / 'config.json'}: {len(entries)} member folders for {len(list(self.members))} "
+                             "members", "the model folder is damaged; retrain it")
         runtime = {k: getattr(self, k) for k in RUNTIME if getattr(self, k) is not None}
         members = []
         for entry in entries:
@@ -161,9 +164,6 @@ class EnsembleModel(StanceModel):
                 raise ModelError(f"{folder}: the ensemble member {path} is missing", "copy the whole model folder, "
                                  "or retrain it")
             members.append(load_model(path, **runtime))
-        if len(members) != len(list(self.members)):
-            raise ModelError(f"{folder / 'config.json'}: {len(members)} member folders for {len(list(self.members))} "
-                             "members", "the model folder is damaged; retrain it")
         self._set_members(members)
 
     def version_info(self) -> dict[str, str]:

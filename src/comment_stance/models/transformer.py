@@ -590,7 +590,7 @@ def forward_logits(model, encoded: dict[str, list], batch_size: int, pad_id: int
     out = None
     with torch.inference_mode():
         for batch in length_grouped_batches(lengths, batch_size):
-            passes = padding_cuts(lengths[batch]) if split_padding and len(batch) > 1 else [(0, len(batch))]
+            passes = padding_cuts(lengths[batch]) if split_padding else [(0, len(batch))]
             for start, end in passes:
                 rows = batch[start:end]
                 logits = model(**collate(encoded, rows, pad_id)).logits.float().numpy()
