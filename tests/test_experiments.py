@@ -342,3 +342,67 @@ def test_committed_results_are_the_runs_own_numbers():
             assert f"| {row['model']} | {row['macro_f1']:.3f} [{low:.3f}, {high:.3f}] |" in report
             seed = data["metrics"]["evaluations"][evaluation]["models"][row["model"]]["seeds"]["0"]
             assert seed["macro_f1"] == row["macro_f1"]
+
+
+# -- seeds per evaluation, ensembles that reuse the experiment's models ---------------------------
+def test_an_evaluation_can_run_seeds_of_its_own(tmp_path, in_repo):
+    text = MINIMAL.replace('[evaluations.tiny]', '[experiment]\nseeds = [0, 1]\n\n[evaluations.tiny]') + f"""
+[evaluations.costly]
+protocol = "leave-one-article-out"
+data = "{FIXTURES / 'tiny'}"
+seeds = [1]
+"""
+    config = load_config(write(tmp_path, text))
+    assert [(j.evaluation, j.seed) for j in plan(config) if j.model == "majority"] == \
+        [("tiny", 0), ("tiny", 1), ("costly", 1)]
+    assert "seeds" not in dump_toml(config).split("[evaluations.tiny]")[1].split("[")[0]  # unset stays unset
+    run = run_experiment(config, out=tmp_path / "run")
+    assert run.seeds("costly", "tfidf-logreg") == [1] and run.seeds("tiny", "tfidf-logreg") == [0, 1]
+    report = (run.folder / "report.md").read_text()
+    costly = next(line for line in report.splitlines() if line.startswith("## costly"))
+    tiny = next(line for line in report.splitlines() if line.startswith("## tiny"))
+    assert costly.endswith("; 1 seed (1))") and "seed" not in tiny
+    with pytest.raises(ConfigError, match="costly.seeds"):
+        load_config(write(tmp_path, text.replace("seeds = [1]", "seeds = []")))
+
+
+ENSEMBLE = f"""
+[models.tfidf-svm]
+preset = "tfidf-svm"
+[models.tfidf-logreg]
+preset = "tfidf-logreg"
+[models.both]
+preset = "ensemble"
+members = ["tfidf-svm", "tfidf-logreg"]
+[evaluations.fixed]
+protocol = "fixed"
+data = "{FIXTURES / 'tiny'}"
+[evaluations.loao]
+protocol = "leave-one-article-out"
+data = "{FIXTURES / 'tiny'}"
+"""
+
+
+def test_an_ensemble_reuses_the_members_the_experiment_trained(tmp_path, in_repo):
+    shared = run_experiment(load_config(write(tmp_path, ENSEMBLE)), out=tmp_path / "shared")
+    alone = run_experiment(load_config(write(tmp_path, ENSEMBLE, "alone.toml"),
+                                       {"evaluations.fixed.models": "both", "evaluations.loao.models": "both"}),
+                           out=tmp_path / "alone")
+    folds = len(shared.metrics["evaluations"]["loao"]["models"]["both"]["seeds"]["0"]["folds"])
+    assert shared.timings["evaluations"]["fixed"]["both"]["0"]["reused_members"] == 2
+    assert shared.timings["evaluations"]["loao"]["both"]["0"]["reused_members"] == 2 * folds
+    assert "reused_members" not in alone.timings["evaluations"]["loao"]["both"]["0"]
+    for evaluation in ("fixed", "loao"):  # taking the members is the same as training them again
+        a, b = shared.predictions(evaluation, "both"), alone.predictions(evaluation, "both")
+        assert a["predicted"].tolist() == b["predicted"].tolist()
+        columns = [c for c in a.columns if c.startswith("p_")]
+        assert columns and np.allclose(a[columns].to_numpy(float), b[columns].to_numpy(float), atol=1e-6)
+    # the ensemble is not a baseline: the paired test compares it with the best TF-IDF model
+    assert shared.config["scoring"]["baselines"] == ["tfidf-svm", "tfidf-logreg"]
+
+
+def test_a_member_with_other_settings_is_trained_not_reused(tmp_path, in_repo):
+    text = ENSEMBLE.replace('[models.tfidf-svm]\npreset = "tfidf-svm"', '[models.tfidf-svm]\npreset = "tfidf-svm"\nC = 0.5')
+    run = run_experiment(load_config(write(tmp_path, text), {"evaluations.loao.models": "tfidf-svm"}),
+                         out=tmp_path / "run")
+    assert run.timings["evaluations"]["fixed"]["both"]["0"]["reused_members"] == 1  # the logreg only

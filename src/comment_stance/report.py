@@ -87,6 +87,7 @@ def leaderboard(run: Run | str | Path, *, significance: str | None = None, n_res
             "n": entry["n"],
             "folds": entry.get("folds"),
             "group": entry.get("group"),
+            "seeds": entry.get("seeds"),
             "reference": reference,
             "labels": sorted({label for r in rows for label in r["per_class_f1"]}),
             "polar": scoring["polar"],
@@ -242,7 +243,8 @@ def markdown(board: dict[str, Any], *, details: bool = True) -> str:
     lines += [f"Run `{board['run']}` · commit `{commit}` · finished {board['finished_at']} · "
               f"{_seeds_text(board['seeds'])} · {board['duration_s'] / 60:.1f} min on {board['machine']}", ""]
     for evaluation, ev in board["evaluations"].items():
-        lines += [f"## {evaluation}: {describe_protocol(ev)} on `{ev['data']}` ({ev['n']} test comments)", ""]
+        lines += [f"## {evaluation}: {describe_protocol(ev)} on `{ev['data']}` ({ev['n']} test comments"
+                  f"{_own_seeds(ev, board)})", ""]
         lines += _table_lines(ev, board)
         lines.append("")
     for evaluation, curve in board.get("curves", {}).items():
@@ -321,6 +323,12 @@ def _notes(board: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _own_seeds(ev: dict[str, Any], board: dict[str, Any]) -> str:
+    """``"; 1 seed (0)"`` for an evaluation that runs seeds of its own, else nothing."""
+    seeds = ev.get("seeds")
+    return f"; {_seeds_text(seeds)}" if seeds and list(seeds) != list(board["seeds"]) else ""
+
+
 def _f1_cell(row: dict[str, Any]) -> str:
     text = _num(row["macro_f1"], row["macro_f1_std"] if row["seeds"] > 1 else None)
     ci = row["macro_f1_ci"]
@@ -369,7 +377,7 @@ def html_page(board: dict[str, Any], run: Run) -> str:
                  f"{_e(board['machine'])}</p>")
     for evaluation, ev in board["evaluations"].items():
         parts.append(f"<h2>{_e(evaluation)}: {_e(describe_protocol(ev))} on <code>{_e(ev['data'])}</code> "
-                     f"({ev['n']} test comments)</h2>")
+                     f"({ev['n']} test comments{_e(_own_seeds(ev, board))})</h2>")
         parts.append(_markdown_table_html(_table_lines(ev, board)))
         if len(ev["per_article"]) > 1:
             chart = article_chart(run, evaluation)

@@ -48,6 +48,7 @@ def train(
     off_topic: str | Path | Dataset | None = None,
     figures: bool = False,
     init: str | Path | StanceModel | None = None,
+    preset: str | None = None,
 ) -> TrainResult:
     """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
 
@@ -62,6 +63,8 @@ def train(
     gate (:mod:`comment_stance.offtopic`) on the train split's comments against the off-topic
     ones, with its threshold chosen on the dev splits; it is saved inside the model folder and
     flags off-topic comments for review without changing any stance label.
+
+    ``preset`` names the preset an unfitted ``model`` was made from, for the saved folder's record.
 
     ``init`` (a model folder, or a fitted model) adapts that model to ``data`` instead of training
     a new one: typically a few dozen labelled comments of a new pact. The folder's family decides
@@ -94,7 +97,7 @@ def train(
         estimator = make_model(model, **extra)
     else:
         estimator = model
-        name = type(model).__name__
+        name = preset or type(model).__name__
         if params:
             estimator.set_params(**params)
         if per_target:

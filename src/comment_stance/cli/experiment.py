@@ -81,7 +81,7 @@ def run_cli(
 @cli_errors
 def show_cli(ctx: typer.Context, config: Path = CONFIG, json_out: bool = JSON_OUT) -> None:
     """Print the resolved config (file, overrides and defaults) and the jobs it would run; train nothing."""
-    from ..experiments import dump_toml, load_config, plan
+    from ..experiments import dump_toml, evaluation_seeds, load_config, plan
 
     resolved = load_config(config, parse_overrides(ctx.args))
     jobs = plan(resolved)
@@ -90,6 +90,6 @@ def show_cli(ctx: typer.Context, config: Path = CONFIG, json_out: bool = JSON_OU
         return
     typer.echo(dump_toml(resolved).rstrip())
     typer.echo(f"\n# {len(jobs)} training job(s), each on every fold of its evaluation:")
-    seeds = ", ".join(map(str, resolved["experiment"]["seeds"]))
     for name, evaluation in resolved["evaluations"].items():
+        seeds = ", ".join(map(str, evaluation_seeds(resolved, name)))
         typer.echo(f"#   {name} ({evaluation['protocol']}): {', '.join(evaluation['models'])} × seed(s) {seeds}")

@@ -48,7 +48,7 @@ from ..values import parse_value
 from .config import (DEFAULT_RUNS_DIR, EVALUATION_KEYS, PROTOCOLS, SECTIONS, SIGNIFICANCE_TESTS, dump_toml,
                      load_config, model_params)
 from .protocols import EvaluationData, Fold, load_evaluation_data
-from .runner import PREDICTION_COLUMNS, Job, plan, run_experiment, summarize
+from .runner import PREDICTION_COLUMNS, Job, evaluation_seeds, plan, run_experiment, summarize
 from .runs import (PACKAGES, RUN_FILES, Run, environment, git_commit, iter_runs, latest_run, load_run,
                    source_sha256)
 
@@ -56,5 +56,5 @@ __all__ = [
     "ConfigError", "DEFAULT_RUNS_DIR", "EVALUATION_KEYS", "EvaluationData", "Fold", "Job", "PACKAGES",
     "PREDICTION_COLUMNS", "PROTOCOLS", "RUN_FILES", "Run", "SECTIONS", "SIGNIFICANCE_TESTS", "dump_toml",
     "environment", "git_commit", "iter_runs", "latest_run", "load_config", "load_evaluation_data", "load_run",
-    "model_params", "parse_value", "plan", "run_experiment", "source_sha256", "summarize",
+    "evaluation_seeds", "model_params", "parse_value", "plan", "run_experiment", "source_sha256", "summarize",
 ]

@@ -48,7 +48,7 @@ SECTIONS: dict[str, dict[str, _Key]] = {
         "bootstrap": _Key("int", 1000, "bootstrap resamples for confidence intervals and the paired test"),
         "confidence": _Key("float", 0.95, "confidence level of the intervals"),
         "significance": _Key("str", "paired-bootstrap", "paired-bootstrap or mcnemar"),
-        "baselines": _Key("list[str]", None, "models that count as baselines; default: all but transformers"),
+        "baselines": _Key("list[str]", None, "models that count as baselines; default: all but transformers and ensembles"),
         "annotations": _Key("str", "", "a comment file whose extra columns (e.g. phenomena) join the predictions by id"),
     },
 }
@@ -56,6 +56,7 @@ EVALUATION_KEYS: dict[str, _Key] = {
     "protocol": _Key("str", None, f"one of {', '.join(PROTOCOLS)}"),
     "data": _Key("str", None, "dataset folder (fixed: its train/test files; other protocols: all its splits) or file"),
     "models": _Key("list[str]", None, "models to run here; default: all"),
+    "seeds": _Key("list[int]", None, "seeds to run here (e.g. fewer for a costly protocol); default: [experiment] seeds"),
     "folds": _Key("int", 5, "number of folds (stratified-kfold, grouped-kfold)"),
     "group": _Key("str", "article_id", "column that groups comments (grouped-kfold, leave-one-article-out)"),
     "test_split": _Key("str", "test", "split the fixed protocol tests on"),
@@ -269,6 +270,11 @@ def _resolve_evaluations(evaluations: Any, models: dict[str, Any], source: _Sour
                                    f"models defined: {', '.join(models)}")
         if not out["models"]:
             raise source.error(f"{key}.models", f"'{key}.models' is empty", "list at least one model")
+        if out["seeds"] is None:
+            del out["seeds"]  # the experiment's seeds, whatever an override makes them
+        elif not out["seeds"]:
+            raise source.error(f"{key}.seeds", f"'{key}.seeds' is empty",
+                               "give at least one seed, or leave it out to use [experiment] seeds")
         if out["folds"] < 2:
             raise source.error(f"{key}.folds", f"'{key}.folds' is {out['folds']}", "use 2 or more folds")
         if out["protocol"] == "few-shot":
@@ -322,7 +328,11 @@ def _check_scoring(config: dict[str, Any], source: _Source) -> None:
     if not 0 < scoring["confidence"] < 1:
         raise source.error("scoring.confidence", f"'scoring.confidence' is {scoring['confidence']}", "use e.g. 0.95")
     if scoring["baselines"] is None:
-        scoring["baselines"] = [n for n, m in config["models"].items() if m["preset"] != "transformer"]
+        from ..models import PRESETS
+
+        # baselines: the models that learn from the training comments alone (no pretrained encoder)
+        scoring["baselines"] = [n for n, m in config["models"].items()
+                                if PRESETS[m["preset"]][0] not in ("transformer", "ensemble")]
     for name in scoring["baselines"]:
         if name not in config["models"]:
             raise source.error("scoring.baselines", f"'scoring.baselines' names '{name}', which has no [models.{name}] section",

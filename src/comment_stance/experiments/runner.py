@@ -41,9 +41,14 @@ def plan(config: dict[str, Any]) -> list[Job]:
     [('tiny', 'majority', 0), ('tiny', 'majority', 1)]
     """
     return [Job(evaluation, model, seed)
-            for evaluation, spec in config["evaluations"].items()
-            for seed in config["experiment"]["seeds"]
-            for model in spec["models"]]
+            for evaluation in config["evaluations"]
+            for seed in evaluation_seeds(config, evaluation)
+            for model in config["evaluations"][evaluation]["models"]]
+
+
+def evaluation_seeds(config: dict[str, Any], evaluation: str) -> list[int]:
+    """The seeds ``evaluation`` runs: its own ``seeds``, else ``[experiment] seeds``."""
+    return config["evaluations"][evaluation].get("seeds") or config["experiment"]["seeds"]
 
 
 def run_experiment(
@@ -81,9 +86,12 @@ def run_experiment(
         metrics: dict[str, Any] = {"evaluations": {}}
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
+        fitted = FittedModels()
         for number, job in enumerate(jobs, start=1):
-            runner = _run_few_shot_job if data[job.evaluation].spec["protocol"] == "few-shot" else _run_job
-            result = runner(job, config, data[job.evaluation], staging, annotations, progress, emit)
+            if data[job.evaluation].spec["protocol"] == "few-shot":
+                result = _run_few_shot_job(job, config, data[job.evaluation], staging, annotations, progress, emit)
+            else:
+                result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit, fitted)
             predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
             evaluation = metrics["evaluations"].setdefault(job.evaluation, _evaluation_header(data[job.evaluation]))
             evaluation["models"].setdefault(job.model, {"seeds": {}})["seeds"][str(job.seed)] = result["metrics"]
@@ -146,15 +154,41 @@ def _run_folder(config: dict[str, Any], out: str | Path | None, overwrite: bool)
 
 
 def _evaluation_header(data: EvaluationData) -> dict[str, Any]:
-    spec = {k: v for k, v in data.spec.items() if k != "models"}
+    spec = {k: v for k, v in data.spec.items() if k != "models" and not (k == "seeds" and v is None)}
     return {**spec, "n": int(len(data.table)), "models": {}}
 
 
+class FittedModels:
+    """The models fitted so far for one evaluation and seed, by fold, preset and hyper-parameters,
+    so that an ensemble whose members the experiment has already trained on the same fold takes
+    them instead of training them again (the same data, settings and seed give the same model)."""
+
+    def __init__(self):
+        self._scope: tuple[str, int] | None = None
+        self._models: dict[tuple[str, str, str], tuple[Any, float]] = {}
+
+    def scope(self, evaluation: str, seed: int) -> None:
+        """Start on ``evaluation`` and ``seed``; models of an earlier scope are let go."""
+        if self._scope != (evaluation, seed):
+            self._scope, self._models = (evaluation, seed), {}
+
+    @staticmethod
+    def _key(fold: str, preset: str, params: dict[str, Any]) -> tuple[str, str, str]:
+        return fold, preset, json.dumps(params, sort_keys=True, default=repr)
+
+    def add(self, fold: str, preset: str, params: dict[str, Any], model: Any, seconds: float) -> None:
+        self._models[self._key(fold, preset, params)] = (model, seconds)
+
+    def lookup(self, fold: str) -> Callable[[str, dict[str, Any]], tuple[Any, float] | None]:
+        return lambda preset, params: self._models.get(self._key(fold, preset, params))
+
+
 def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path, annotations: pd.DataFrame | None,
-             progress: bool, emit: Callable) -> dict[str, Any]:
+             progress: bool, emit: Callable, fitted_models: FittedModels | None = None) -> dict[str, Any]:
     from ..data import Dataset
     from ..evaluation import evaluate_model
     from ..metrics import score
+    from ..models import make_model
     from ..persist import write_metrics
     from ..training import train
 
@@ -167,20 +201,32 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
     fold_of: list[str | None] = [None] * n
     position = {row_id: i for i, row_id in enumerate(data.table["id"])}
     classes: set[str] = set()
-    folds, train_s, predict_s = [], 0.0, 0.0
+    folds, train_s, predict_s, reused = [], 0.0, 0.0, 0
     save = config["experiment"]["save_models"] and data.spec["protocol"] == "fixed"
+    fitted_models = fitted_models or FittedModels()
+    fitted_models.scope(job.evaluation, job.seed)
     for fold in data.folds(job.seed):
         dataset = Dataset(train=fold.train, dev=fold.dev, source=Path(data.spec["data"]))
         estimator_params = dict(params)
         if "seed" in _known_params(preset):
             estimator_params["seed"] = job.seed
         model_folder = staging / "models" / job.evaluation / job.model / f"seed-{job.seed}" if save else None
-        fitted = train(dataset, preset, model_folder, params=estimator_params, evaluate_on=(), progress=progress)
+        estimator = make_model(preset, **estimator_params)
+        settings = estimator.get_params(deep=False)
+        if hasattr(estimator, "reuse"):  # an ensemble takes members this fold has already trained
+            estimator.reuse(fitted_models.lookup(fold.name))
+        fitted = train(dataset, estimator, model_folder, params=None, evaluate_on=(), progress=progress,
+                       preset=preset)
+        fitted_models.add(fold.name, preset, settings, fitted.model, fitted.time_s)
+        fit_s = fitted.time_s
+        if getattr(fitted.model, "reused_members_", None):  # an ensemble costs its members' training, reused or not
+            fit_s += sum(s for s, r in zip(fitted.model.member_fit_s_, fitted.model.reused_members_) if r)
+            reused += sum(fitted.model.reused_members_)
         start = time.perf_counter()
         result = evaluate_model(fitted.model, fold.test, polar=polar, context=data.context or [fold.train],
                                 n_resamples=0, return_predictions=True)
         elapsed = time.perf_counter() - start
-        train_s += fitted.time_s
+        train_s += fit_s
         predict_s += elapsed
         labels = [str(c) for c in fitted.model.classes_]
         classes.update(labels)
@@ -194,7 +240,7 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
         if model_folder is not None:
             write_metrics(model_folder, {data.spec.get("test_split", "test"): result})
         emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed, "fold": fold.name,
-              "macro_f1": result["macro_f1"], "train_s": fitted.time_s})
+              "macro_f1": result["macro_f1"], "train_s": fit_s})
     table = data.table
     gold = table["label"].astype(str).tolist()
     labels = sorted(classes | set(gold))
@@ -216,6 +262,8 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
                        table, predicted, probabilities, fold_of, annotations)
     timing = {"train_s": round(train_s, 3), "predict_s": round(predict_s, 4), "rows": n,
               "rows_per_s": round(n / predict_s, 1) if predict_s > 0 else None, "folds": len(folds)}
+    if reused:
+        timing["reused_members"] = reused  # train_s includes their training, done once for the other job
     return {"metrics": metrics, "timing": timing, "predicted": predicted}
 
 

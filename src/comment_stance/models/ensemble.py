@@ -14,8 +14,9 @@ fast one.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -43,6 +44,10 @@ class EnsembleModel(StanceModel):
     family: ClassVar[str] = "ensemble"
     uses_dev: ClassVar[bool] = True
     uses_progress: ClassVar[bool] = True
+    #: ``(preset, params) -> (fitted model, seconds) or None``: a member fitted earlier on the same
+    #: comments with the same hyper-parameters, which :meth:`fit` takes instead of training it
+    #: again (the experiment runner sets it; see :meth:`reuse`)
+    fitted_lookup: Callable[[str, dict[str, Any]], tuple[StanceModel, float] | None] | None = None
 
     def __init__(self, members: Sequence[str] = ("tfidf-svm", "transformer"), weights: Sequence[float] | None = None,
                  member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0, threads: int | None = None,
@@ -104,15 +109,39 @@ class EnsembleModel(StanceModel):
                              f"members: {', '.join(names)}")
         members = [self._make_member(name) for name in names]  # hyper-parameters checked before any work
         labels = self._labels(y)
-        fitted = []
-        for member in members:
+        fitted, seconds, reused = [], [], []
+        for name, member in zip(names, members):
+            found = self.fitted_lookup(name, member.get_params(deep=False)) if self.fitted_lookup else None
+            if found is not None:
+                fitted.append(found[0])
+                seconds.append(float(found[1]))
+                reused.append(True)
+                continue
             kwargs: dict[str, Any] = {}
             if dev is not None and getattr(member, "uses_dev", False):
                 kwargs["dev"] = dev
             if progress and getattr(member, "uses_progress", False):
                 kwargs["progress"] = True
+            start = time.perf_counter()
             fitted.append(member.fit(X, labels, **kwargs))
+            seconds.append(time.perf_counter() - start)
+            reused.append(False)
         self._set_members(fitted)
+        self.member_fit_s_ = seconds
+        self.reused_members_ = reused
+        return self
+
+    def reuse(self, lookup: Callable[[str, dict[str, Any]], tuple[StanceModel, float] | None] | None
+              ) -> "EnsembleModel":
+        """Take members from ``lookup`` instead of training them again.
+
+        ``lookup(preset, params)`` gets each member's preset name and full hyper-parameters
+        (``get_params()``, seed included) and returns ``(fitted model, training seconds)`` for a
+        model fitted on the very comments (and dev split) this ensemble is about to be fitted on,
+        or ``None``. The caller vouches for the data being the same; training is deterministic
+        for a given seed, so a reused member is the model that training would have produced.
+        """
+        self.fitted_lookup = lookup
         return self
 
     def _set_members(self, members: list[StanceModel]) -> None:
