@@ -14,12 +14,15 @@ Examples::
     python bench/bench_presets.py --presets transformer --base-model /path/to/hf-folder --label mpnet
 
 Transformer presets use ``--transformer-param`` settings (default: experiments/baseline.toml's),
-and take minutes to train on 2 cores. No number is asserted here; tests never time anything.
+and take minutes to train on 2 cores. The ensemble takes the SVM and transformer trained just
+before it when their settings match (as experiments do); its "train s" is their sum. No number
+is asserted here; tests never time anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO / "data" / "processed" / "unseen-article"),
                         help="dataset folder with train and test files")
-    parser.add_argument("--presets", default="majority,tfidf-logreg,tfidf-svm,transformer")
+    parser.add_argument("--presets", default="majority,tfidf-logreg,tfidf-svm,transformer,ensemble")
     parser.add_argument("--base-model", default=None, help="a local Hugging Face folder for the transformer preset")
     parser.add_argument("--label", default=None, help="name shown for the transformer row (e.g. the backbone)")
     parser.add_argument("--transformer-param", action="append", default=[], metavar="KEY=VALUE",
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     from comment_stance import train
     from comment_stance.data import load_dataset
     from comment_stance.metrics import macro_f1
+    from comment_stance.models import make_model
     from comment_stance.values import parse_value
 
     dataset = load_dataset(args.data)
@@ -91,13 +95,24 @@ def main(argv: list[str] | None = None) -> None:
         transformer_params[key.strip()] = parse_value(value.strip())
     if args.base_model:
         transformer_params["base_model"] = args.base_model
+    fitted: dict[tuple[str, str], tuple[object, float]] = {}  # members an ensemble can take, as in experiments
+
+    def key(preset: str, params: dict) -> tuple[str, str]:
+        return preset, json.dumps(params, sort_keys=True, default=repr)
+
     with tempfile.TemporaryDirectory() as tmp:
         for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
             params = transformer_params if preset == "transformer" else {"seed": args.seed} if preset != "majority" else {}
+            estimator = make_model(preset, **params)
+            if hasattr(estimator, "reuse"):  # the ensemble: its members' training time is counted, not repeated
+                estimator.reuse(lambda name, settings: fitted.get(key(name, settings)))
             started = time.perf_counter()
-            result = train(dataset, preset, Path(tmp) / preset, params=params, evaluate_on=())
+            result = train(dataset, estimator, Path(tmp) / preset, evaluate_on=(), preset=preset)
             seconds = time.perf_counter() - started
             model = result.model
+            fitted[key(preset, estimator.get_params(deep=False))] = (model, seconds)
+            seconds += sum(s for s, r in zip(getattr(model, "member_fit_s_", []), getattr(model, "reused_members_", []))
+                           if r)
             predicted = model.predict(test)
             score = macro_f1(test["label"].tolist(), predicted.tolist(), labels)
             rate = best_rate(lambda: model.predict_proba(test), len(test), args.repeats)
