@@ -90,3 +90,25 @@ def test_stance_train_and_predict_with_an_ensemble(tiny_dir, tmp_path):
     result = runner.invoke(app, ["predict", "--model", str(out), "--text", "Sign it now, it is a good pact."])
     assert result.exit_code == 0, result.output
     assert any(label in result.output for label in ("supportive", "skeptical", "conditional"))
+
+
+def test_adapting_an_ensemble_adapts_each_member_as_its_family_does(tiny, tmp_path):
+    base = train(tiny, "ensemble", tmp_path / "ens", params=TWO_TFIDF)
+    new = tiny.test
+    adapted = base.model.adapt(new, new["label"], C=5.0)
+    for source, member in zip(base.model.members_, adapted.members_):  # the same as adapting each alone
+        np.testing.assert_allclose(member.predict_proba(tiny.dev),
+                                   source.adapt(new, new["label"], C=5.0).predict_proba(tiny.dev), rtol=1e-12)
+    assert adapted.adaptation_["method"] == "members"
+    assert [m["C"] for m in adapted.adaptation_["members"]] == [5.0, 5.0]
+    assert base.model.members_[0] is not adapted.members_[0]  # the source is not changed
+    with pytest.raises(ModelError, match="no member of this ensemble adapts with 'lr'"):
+        base.model.adapt(new, new["label"], lr=1e-5)
+    # from the CLI: `stance train --from ENSEMBLE_FOLDER` saves an adapted ensemble that loads
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(app, ["train", "--from", str(tmp_path / "ens"), "--data", str(tiny.source),
+                                      "--out", str(out), "--param", "C=5.0"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["family"] == "ensemble" and config["training"]["adaptation"]["method"] == "members"
+    assert load_model(out).predict(tiny.test).shape == (len(tiny.test),)

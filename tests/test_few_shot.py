@@ -223,6 +223,22 @@ def test_protocol_with_the_train_file_as_base(tiny_dir, tmp_path):
     assert set(run_.metrics["evaluations"]["few"]["models"]["tfidf-logreg"]["seeds"]["0"]["groups"]) == {"art0"}
 
 
+def test_an_ensemble_adapts_in_the_protocol_and_takes_the_bases_already_trained(tiny_dir, tmp_path):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"tfidf-svm": {"preset": "tfidf-svm"}, "tfidf-logreg": {"preset": "tfidf-logreg"},
+                        "both": {"preset": "ensemble", "members": ["tfidf-svm", "tfidf-logreg"]}}
+    del config["evaluations"]["fixed"], config["evaluations"]["few"]["reference"]
+    shared = run_experiment(config, out=tmp_path / "shared")
+    config["evaluations"]["few"]["models"] = ["both"]
+    alone = run_experiment(config, out=tmp_path / "alone")
+    # one base per held-out article (other-groups), two members each, taken instead of trained again
+    assert shared.timings["evaluations"]["few"]["both"]["0"]["reused_members"] == 2 * 2
+    assert "reused_members" not in alone.timings["evaluations"]["few"]["both"]["0"]
+    a = shared.metrics["evaluations"]["few"]["models"]["both"]["seeds"]
+    b = alone.metrics["evaluations"]["few"]["models"]["both"]["seeds"]
+    assert a == b and set(a["0"]["macro_f1"]) == {"0", "4", "8"}
+
+
 @pytest.mark.parametrize("change, message", [
     ({"shots": [0, -4]}, "shots' is"),
     ({"shots": [4, 4]}, "shots' is"),

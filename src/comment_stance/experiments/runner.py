@@ -89,7 +89,8 @@ def run_experiment(
         fitted = FittedModels()
         for number, job in enumerate(jobs, start=1):
             if data[job.evaluation].spec["protocol"] == "few-shot":
-                result = _run_few_shot_job(job, config, data[job.evaluation], staging, annotations, progress, emit)
+                result = _run_few_shot_job(job, config, data[job.evaluation], staging, annotations, progress, emit,
+                                           fitted)
             else:
                 result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit, fitted)
             predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
@@ -182,15 +183,34 @@ class FittedModels:
     def lookup(self, fold: str) -> Callable[[str, dict[str, Any]], tuple[Any, float] | None]:
         return lambda preset, params: self._models.get(self._key(fold, preset, params))
 
+    def fit(self, fold: str, dataset: Any, preset: str, params: dict[str, Any], folder: Path | None,
+            progress: bool) -> tuple[Any, float, int]:
+        """Train ``preset`` on ``dataset`` (an ensemble taking the members already fitted on
+        ``fold``), remember it, and return the training result, its cost in seconds (an
+        ensemble's includes its reused members' training) and how many members were reused."""
+        from ..models import make_model
+        from ..training import train
+
+        estimator = make_model(preset, **params)
+        settings = estimator.get_params(deep=False)
+        if hasattr(estimator, "reuse"):
+            estimator.reuse(self.lookup(fold))
+        fitted = train(dataset, estimator, folder, evaluate_on=(), progress=progress, preset=preset)
+        self.add(fold, preset, settings, fitted.model, fitted.time_s)
+        seconds, reused = fitted.time_s, 0
+        if getattr(fitted.model, "reused_members_", None):
+            pairs = list(zip(fitted.model.member_fit_s_, fitted.model.reused_members_))
+            seconds += sum(s for s, r in pairs if r)
+            reused = sum(r for _, r in pairs)
+        return fitted, seconds, reused
+
 
 def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path, annotations: pd.DataFrame | None,
              progress: bool, emit: Callable, fitted_models: FittedModels | None = None) -> dict[str, Any]:
     from ..data import Dataset
     from ..evaluation import evaluate_model
     from ..metrics import score
-    from ..models import make_model
     from ..persist import write_metrics
-    from ..training import train
 
     preset, params = model_params(config, job.model)
     scoring = config["scoring"]
@@ -211,17 +231,8 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
         if "seed" in _known_params(preset):
             estimator_params["seed"] = job.seed
         model_folder = staging / "models" / job.evaluation / job.model / f"seed-{job.seed}" if save else None
-        estimator = make_model(preset, **estimator_params)
-        settings = estimator.get_params(deep=False)
-        if hasattr(estimator, "reuse"):  # an ensemble takes members this fold has already trained
-            estimator.reuse(fitted_models.lookup(fold.name))
-        fitted = train(dataset, estimator, model_folder, params=None, evaluate_on=(), progress=progress,
-                       preset=preset)
-        fitted_models.add(fold.name, preset, settings, fitted.model, fitted.time_s)
-        fit_s = fitted.time_s
-        if getattr(fitted.model, "reused_members_", None):  # an ensemble costs its members' training, reused or not
-            fit_s += sum(s for s, r in zip(fitted.model.member_fit_s_, fitted.model.reused_members_) if r)
-            reused += sum(fitted.model.reused_members_)
+        fitted, fit_s, taken = fitted_models.fit(fold.name, dataset, preset, estimator_params, model_folder, progress)
+        reused += taken
         start = time.perf_counter()
         result = evaluate_model(fitted.model, fold.test, polar=polar, context=data.context or [fold.train],
                                 n_resamples=0, return_predictions=True)
@@ -268,13 +279,16 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
 
 
 def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path,
-                      annotations: pd.DataFrame | None, progress: bool, emit: Callable) -> dict[str, Any]:
+                      annotations: pd.DataFrame | None, progress: bool, emit: Callable,
+                      fitted_models: FittedModels | None = None) -> dict[str, Any]:
     """One model and seed under the few-shot protocol: for each held-out group a base model (shared
     by the groups when it learns from the train file), then for each number of shots the base
-    adapted on that many comments of the group, all scored on the same remaining comments."""
+    adapted on that many comments of the group, all scored on the same remaining comments. An
+    ensemble's base takes the members the job's other models have already trained on the same
+    data (:class:`FittedModels`)."""
     from ..data import Dataset
     from ..evaluation import evaluate_model
-    from ..training import model_frame, train
+    from ..training import model_frame
     from .protocols import draw_shots
 
     preset, params = model_params(config, job.model)
@@ -286,14 +300,18 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
     bases: dict[int, Any] = {}
     groups: dict[str, Any] = {}
     train_s = adapt_s = predict_s = 0.0
-    rows = 0
+    rows = reused = 0
+    fitted_models = fitted_models or FittedModels()
+    fitted_models.scope(job.evaluation, job.seed)
     for group in data.few_shot_groups():
         key = id(group.train)
         if key not in bases:
             dataset = Dataset(train=group.train, dev=group.dev, source=Path(data.spec["data"]))
-            fitted = train(dataset, preset, None, params=estimator_params, evaluate_on=(), progress=progress)
+            base_name = "base" if data.spec["base"] == "train-file" else f"base-{group.name}"
+            fitted, fit_s, taken = fitted_models.fit(base_name, dataset, preset, estimator_params, None, progress)
             bases[key] = fitted.model
-            train_s += fitted.time_s
+            train_s += fit_s
+            reused += taken
         base = bases[key]
         pool, evaluation = draw_shots(group.heldout, shots, job.seed, group.name)
         test = group.heldout.iloc[evaluation]
@@ -322,6 +340,8 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
     timing = {"train_s": round(train_s, 3), "adapt_s": round(adapt_s, 3), "predict_s": round(predict_s, 4),
               "rows": rows, "rows_per_s": round(rows / predict_s, 1) if predict_s > 0 else None,
               "folds": len(groups)}
+    if reused:
+        timing["reused_members"] = reused
     return {"metrics": metrics, "timing": timing, "predicted": None, "headline": curve[str(shots[-1])]}
 
 

@@ -163,6 +163,39 @@ class EnsembleModel(StanceModel):
             total = weight * proba if total is None else total + weight * proba
         return total
 
+    def adapt(self, X, y, *, C: float | None = None, lr: float | None = None, epochs: int | None = None,
+              batch_size: int | None = None, warmup_ratio: float | None = None,
+              dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
+              progress: bool = False) -> "EnsembleModel":
+        """A copy whose members are each adapted to a few labelled comments of a new target, the
+        way their family adapts (TF-IDF: a penalty toward the source weights, ``C``; transformer:
+        continued fine-tuning, ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``, ``seed``);
+        this model is not changed. A setting goes to every member whose family has it, and
+        members keep their own defaults for the rest. The weights stay as they are."""
+        import copy
+        import inspect
+
+        self._check_fitted()
+        given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
+                 "dev": dev, "seed": seed, "progress": progress or None}
+        given = {k: v for k, v in given.items() if v is not None}
+        members, used = [], set()
+        for member in self.members_:
+            accepted = {name for name, p in inspect.signature(member.adapt).parameters.items()
+                        if p.kind == p.KEYWORD_ONLY}
+            settings = {k: v for k, v in given.items() if k in accepted}
+            used.update(settings)
+            members.append(member.adapt(X, y, **settings))
+        unused = sorted(set(given) - used - {"dev", "progress"})
+        if unused:
+            raise ModelError(f"no member of this ensemble adapts with '{unused[0]}'",
+                             f"members: {', '.join(map(str, self.members))}")
+        adapted = copy.copy(self)
+        adapted.fitted_lookup = None
+        adapted._set_members(members)
+        adapted.adaptation_ = {"method": "members", "members": [getattr(m, "adaptation_", {}) for m in members]}
+        return adapted
+
     # -- persistence -----------------------------------------------------------------------
     def _save_weights(self, folder: Path) -> dict[str, Any]:
         from ..persist import save_model
