@@ -155,7 +155,7 @@ def _run_folder(config: dict[str, Any], out: str | Path | None, overwrite: bool)
 
 
 def _evaluation_header(data: EvaluationData) -> dict[str, Any]:
-    spec = {k: v for k, v in data.spec.items() if k != "models" and not (k == "seeds" and v is None)}
+    spec = {k: v for k, v in data.spec.items() if k != "models"}
     return {**spec, "n": int(len(data.table)), "models": {}}
 
 
