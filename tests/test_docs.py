@@ -40,3 +40,17 @@ def test_readme_opens_with_the_two_commands():
     assert len(blocks) >= 2
     assert "pip install" in blocks[0] and "stance " in blocks[0]
     assert "pytest" in blocks[1]
+
+
+def test_the_readmes_results_table_is_the_committed_full_study():
+    import json
+
+    board = json.loads((REPO / "experiments" / "results" / "full-study" / "metrics.json").read_text())["leaderboard"]
+    table = readme().split("## Results on the shipped corpus")[1].split("\n\n")[2]
+    rows = {line.split("|")[1].strip().split(" ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    for evaluation in ("random", "unseen-article", "leave-one-article-out"):
+        for row in board["evaluations"][evaluation]["rows"]:
+            assert f"{row['macro_f1']:.3f}" in rows[row["model"]], (evaluation, row["model"])
+            if row["model"] != "majority":
+                low, high = row["macro_f1_ci"]
+                assert f"[{low:.3f}, {high:.3f}]" in rows[row["model"]], (evaluation, row["model"])
