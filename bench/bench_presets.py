@@ -22,7 +22,6 @@ is asserted here; tests never time anything.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -76,10 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(REPO / "src"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from comment_stance import train
     from comment_stance.data import load_dataset
+    from comment_stance.experiments.runner import FittedModels
     from comment_stance.metrics import macro_f1
-    from comment_stance.models import make_model
     from comment_stance.values import parse_value
 
     dataset = load_dataset(args.data)
@@ -95,24 +93,14 @@ def main(argv: list[str] | None = None) -> None:
         transformer_params[key.strip()] = parse_value(value.strip())
     if args.base_model:
         transformer_params["base_model"] = args.base_model
-    fitted: dict[tuple[str, str], tuple[object, float]] = {}  # members an ensemble can take, as in experiments
-
-    def key(preset: str, params: dict) -> tuple[str, str]:
-        return preset, json.dumps(params, sort_keys=True, default=repr)
-
+    fitted = FittedModels()  # an ensemble takes the members trained before it, as in experiments
     with tempfile.TemporaryDirectory() as tmp:
         for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
             params = transformer_params if preset == "transformer" else {"seed": args.seed} if preset != "majority" else {}
-            estimator = make_model(preset, **params)
-            if hasattr(estimator, "reuse"):  # the ensemble: its members' training time is counted, not repeated
-                estimator.reuse(lambda name, settings: fitted.get(key(name, settings)))
             started = time.perf_counter()
-            result = train(dataset, estimator, Path(tmp) / preset, evaluate_on=(), preset=preset)
-            seconds = time.perf_counter() - started
+            result, member_s, _ = fitted.fit("test", dataset, preset, params, Path(tmp) / preset, progress=False)
+            seconds = time.perf_counter() - started + member_s - result.time_s  # reused members' training counts
             model = result.model
-            fitted[key(preset, estimator.get_params(deep=False))] = (model, seconds)
-            seconds += sum(s for s, r in zip(getattr(model, "member_fit_s_", []), getattr(model, "reused_members_", []))
-                           if r)
             predicted = model.predict(test)
             score = macro_f1(test["label"].tolist(), predicted.tolist(), labels)
             rate = best_rate(lambda: model.predict_proba(test), len(test), args.repeats)

@@ -174,7 +174,8 @@ class EnsembleModel(StanceModel):
         this model is not changed. A setting goes to every member whose family has it, and
         members keep their own defaults for the rest. The weights stay as they are."""
         import copy
-        import inspect
+
+        from ..training import _adapt_settings
 
         self._check_fitted()
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
@@ -182,8 +183,7 @@ class EnsembleModel(StanceModel):
         given = {k: v for k, v in given.items() if v is not None}
         members, used = [], set()
         for member in self.members_:
-            accepted = {name for name, p in inspect.signature(member.adapt).parameters.items()
-                        if p.kind == p.KEYWORD_ONLY}
+            accepted = _adapt_settings(member)
             settings = {k: v for k, v in given.items() if k in accepted}
             used.update(settings)
             members.append(member.adapt(X, y, **settings))
