@@ -102,7 +102,7 @@ def test_adapting_an_ensemble_adapts_each_member_as_its_family_does(tiny, tmp_pa
     assert adapted.adaptation_["method"] == "members"
     assert [m["C"] for m in adapted.adaptation_["members"]] == [5.0, 5.0]
     assert base.model.members_[0] is not adapted.members_[0]  # the source is not changed
-    with pytest.raises(ModelError, match="no member of this ensemble adapts with 'lr'"):
+    with pytest.raises(ModelError, match="no adapting member of this ensemble adapts with 'lr'"):
         base.model.adapt(new, new["label"], lr=1e-5)
     # from the CLI: `stance train --from ENSEMBLE_FOLDER` saves an adapted ensemble that loads
     out = tmp_path / "adapted"
@@ -112,3 +112,29 @@ def test_adapting_an_ensemble_adapts_each_member_as_its_family_does(tiny, tmp_pa
     config = json.loads((out / "config.json").read_text())
     assert config["family"] == "ensemble" and config["training"]["adaptation"]["method"] == "members"
     assert load_model(out).predict(tiny.test).shape == (len(tiny.test),)
+
+
+def test_an_ensemble_can_adapt_some_members_and_keep_the_others(tiny, tmp_path):
+    base = train(tiny, "ensemble", tmp_path / "ens", params=TWO_TFIDF)
+    new = tiny.test
+    svm, logreg = base.model.members_
+    adapted = base.model.adapt(new, new["label"], C=5.0, members=["tfidf-svm"])
+    np.testing.assert_allclose(adapted.members_[0].predict_proba(tiny.dev),
+                               svm.adapt(new, new["label"], C=5.0).predict_proba(tiny.dev), rtol=1e-12)
+    assert adapted.members_[1] is logreg  # kept as trained
+    assert not np.allclose(adapted.members_[0].predict_proba(tiny.dev), svm.predict_proba(tiny.dev))
+    assert [m["method"] for m in adapted.adaptation_["members"]][1] == "kept"
+    assert adapted.adaptation_["members"][0]["C"] == 5.0
+    with pytest.raises(ModelError, match="members names 'transformer', which is not a member"):
+        base.model.adapt(new, new["label"], members=["transformer"])
+    with pytest.raises(ModelError, match="names no member to adapt"):
+        base.model.adapt(new, new["label"], members=[])
+    # from the CLI, one member by name
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(app, ["train", "--from", str(tmp_path / "ens"), "--data", str(tiny.source),
+                                      "--out", str(out), "--param", "members=tfidf-logreg"])
+    assert result.exit_code == 0, result.output
+    members = json.loads((out / "config.json").read_text())["training"]["adaptation"]["members"]
+    assert members[0] == {"method": "kept"} and members[1]["method"] != "kept"
+    np.testing.assert_allclose(load_model(out).members_[0].predict_proba(tiny.dev), svm.predict_proba(tiny.dev),
+                               rtol=1e-12)

@@ -167,34 +167,49 @@ class EnsembleModel(StanceModel):
     def adapt(self, X, y, *, C: float | None = None, lr: float | None = None, epochs: int | None = None,
               batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
-              progress: bool = False) -> "EnsembleModel":
+              members: Sequence[str] | str | None = None, progress: bool = False) -> "EnsembleModel":
         """A copy whose members are each adapted to a few labelled comments of a new target, the
         way their family adapts (TF-IDF: a penalty toward the source weights, ``C``; transformer:
         continued fine-tuning, ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``, ``seed``);
-        this model is not changed. A setting goes to every member whose family has it, and
-        members keep their own defaults for the rest. The weights stay as they are."""
+        this model is not changed. ``members`` names the members (presets) that adapt, the others
+        are kept as they are (``None``: every member). A setting goes to every adapting member
+        whose family has it, and members keep their own defaults for the rest. The weights stay
+        as they are."""
         import copy
 
         from ..training import _adapt_settings
 
         self._check_fitted()
+        names = [str(n) for n in self.members]
+        chosen = names if members is None else [members] if isinstance(members, str) else list(members)
+        for name in chosen:
+            if name not in names:
+                raise ModelError(f"members names '{name}', which is not a member of this ensemble",
+                                 f"members: {', '.join(names)}")
+        if not chosen:
+            raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}")
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
-        members, used = [], set()
-        for member in self.members_:
+        adapted_members, used, records = [], set(), []
+        for name, member in zip(names, self.members_):
+            if name not in chosen:
+                adapted_members.append(member)
+                records.append({"method": "kept"})
+                continue
             accepted = _adapt_settings(member)
             settings = {k: v for k, v in given.items() if k in accepted}
             used.update(settings)
-            members.append(member.adapt(X, y, **settings))
+            adapted_members.append(member.adapt(X, y, **settings))
+            records.append(getattr(adapted_members[-1], "adaptation_", {}))
         unused = sorted(set(given) - used - {"dev", "progress"})
         if unused:
-            raise ModelError(f"no member of this ensemble adapts with '{unused[0]}'",
-                             f"members: {', '.join(map(str, self.members))}")
+            raise ModelError(f"no adapting member of this ensemble adapts with '{unused[0]}'",
+                             f"adapting members: {', '.join(chosen)}")
         adapted = copy.copy(self)
         adapted.fitted_lookup = None
-        adapted._set_members(members)
-        adapted.adaptation_ = {"method": "members", "members": [getattr(m, "adaptation_", {}) for m in members]}
+        adapted._set_members(adapted_members)
+        adapted.adaptation_ = {"method": "members", "members": records}
         return adapted
 
     # -- persistence -----------------------------------------------------------------------
