@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from . import backbone as _backbone
 from . import data as _data
 from . import evaluate as _evaluate
 from . import experiment as _experiment
@@ -24,6 +25,7 @@ app.command("evaluate")(_evaluate.evaluate_cli)
 app.command("predict")(_predict.predict_cli)
 app.add_typer(_data.app, name="data")
 app.add_typer(_experiment.app, name="experiment")
+app.add_typer(_backbone.app, name="backbone")
 app.command("report")(_report.report_cli)
 app.command("serve")(_serve.serve_cli)
 

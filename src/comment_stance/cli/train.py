@@ -15,7 +15,7 @@ def train_cli(
     data: Optional[Path] = typer.Option(None, "--data", "-d",
                                         help="Dataset folder (train/dev/test files) or one file; default: the shipped corpus."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="majority, tfidf-logreg (default), tfidf-svm, transformer or ensemble "
+                                        help="majority, tfidf-logreg (default), tfidf-svm, transformer, transformer-mpnet (after `stance backbone install mpnet`) or ensemble "
                                              "(the mean of the SVM's and the transformer's probabilities)."),
     init: Optional[Path] = typer.Option(
         None, "--from", help="Adapt this model folder to --data (a few labelled comments of a new pact) instead of "

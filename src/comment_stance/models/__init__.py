@@ -25,6 +25,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "tfidf-logreg": ("tfidf", {"classifier": "logreg"}),
     "tfidf-svm": ("tfidf", {"classifier": "svm"}),
     "transformer": ("transformer", {}),
+    # all-mpnet-base-v2 (`stance backbone install mpnet`): slower, more accurate (docs/transformer.md)
+    "transformer-mpnet": ("transformer", {"base_model": "all-mpnet-base-v2", "lr": 4e-5, "epochs": 3}),
     # the mean of the TF-IDF SVM's and the transformer's calibrated probabilities (models/ensemble.py)
     "ensemble": ("ensemble", {}),
 }

@@ -673,6 +673,10 @@ def resolve_base_model(name: str | None) -> str:
         return str(path)
     if text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1:
         raise ModelError(f"{text}: no such folder", BASE_MODEL_HINT)
+    from ..backbones import backbone_path, find_backbone
+
+    if find_backbone(text) is not None:  # e.g. all-mpnet-base-v2, installed by `stance backbone install mpnet`
+        return str(backbone_path(text))
     return text  # a hub name such as "org/model": transformers fetches it when online
 
 
