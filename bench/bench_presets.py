@@ -11,7 +11,7 @@ Examples::
 
     python bench/bench_presets.py --presets majority,tfidf-logreg,tfidf-svm                    # a minute
     python bench/bench_presets.py --data data/processed/unseen-article                          # with the transformer
-    python bench/bench_presets.py --presets transformer --base-model /path/to/hf-folder --label mpnet
+    python bench/bench_presets.py --presets transformer --base-model /path/to/hf-folder --label mpnet --transformer-param lr=4e-5
 
 Transformer presets use ``--transformer-param`` settings (default: experiments/baseline.toml's),
 and take minutes to train on 2 cores. The ensemble's transformer member gets the same settings

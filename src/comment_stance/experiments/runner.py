@@ -53,10 +53,10 @@ def _check_backbones(config: dict[str, Any]) -> None:
     from ..backbones import backbone_path, find_backbone
     from ..errors import ModelError
 
-    for name, table in config["models"].items():
-        named = [table.get("base_model")]
-        named += [(params or {}).get("base_model") for params in (table.get("member_params") or {}).values()
-                  if isinstance(params, dict)]
+    for name in config["models"]:
+        _, params = model_params(config, name)
+        members = params.get("member_params") if isinstance(params.get("member_params"), dict) else {}
+        named = [params.get("base_model")] + [p.get("base_model") for p in members.values() if isinstance(p, dict)]
         for base in named:
             if isinstance(base, str) and find_backbone(base) and not Path(base).expanduser().exists():
                 try:
