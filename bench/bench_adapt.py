@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         for model in ("tfidf-svm", "transformer", "ensemble"):
             preset, params = model_params(config, model)
             bases[model] = fitted.fit("base", dataset, preset, dict(params, seed=seed), None, False)[0].model
-        weights = np.full(2, 0.5) if bases["ensemble"].weights is None else \
-            np.asarray(bases["ensemble"].weights, dtype=float) / sum(bases["ensemble"].weights)
+        weights = bases["ensemble"]._normalised_weights(2)  # as the ensemble's predict_proba weighs its members
         order = [str(m) for m in bases["ensemble"].members]
         print(f"seed {seed}: bases trained in {time.perf_counter() - started:.0f} s", flush=True)
         started = time.perf_counter()

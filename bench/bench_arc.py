@@ -70,7 +70,7 @@ def main() -> None:
     from comment_stance.data import load_dataset
     from comment_stance.metrics import macro_f1
     from comment_stance.models import make_model
-    from comment_stance.values import parse_value
+    from comment_stance.cli._util import parse_params
 
     ds = load_dataset(folder)
     train, test = ds.train, ds.split("test")
@@ -109,10 +109,7 @@ def main() -> None:
             print(f"{name:<34}{macro_f1(gold, predicted, classes):>15.3f}", flush=True)
         print(f"{'reference: plain MiniLM fine-tune':<34}{REFERENCE_FINE_TUNE:>15.3f}   (benchmarks README, max length 192)")
     if args.transformer:
-        params = {"seed": args.seed}
-        for item in args.transformer_param:
-            key, _, value = item.partition("=")
-            params[key.strip()] = parse_value(value.strip())
+        params = {"seed": args.seed, **parse_params(args.transformer_param)}
         if args.base_model:
             params["base_model"] = args.base_model
         one, five, _ = os.getloadavg()

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     from comment_stance.data import load_dataset
     from comment_stance.experiments.runner import FittedModels
     from comment_stance.metrics import macro_f1
-    from comment_stance.values import parse_value
+    from comment_stance.cli._util import parse_params
 
     dataset = load_dataset(args.data)
     test = dataset.test
@@ -88,10 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     reference = peer(dataset.train, test, args.repeats)
     print(f"peer: bare scikit-learn TF-IDF + LogisticRegression scores {reference:,.0f} comments/s  [{load()}]")
     print(f"{'preset':<28}{'macro-F1':>10}{'train s':>9}{'comments/s':>12}{'x peer':>8}  load")
-    transformer_params = dict(BASELINE_TRANSFORMER, seed=args.seed)
-    for item in args.transformer_param:
-        key, _, value = item.partition("=")
-        transformer_params[key.strip()] = parse_value(value.strip())
+    transformer_params = {**BASELINE_TRANSFORMER, "seed": args.seed, **parse_params(args.transformer_param)}
     if args.base_model:
         transformer_params["base_model"] = args.base_model
     fitted = FittedModels()  # an ensemble takes the members trained before it, as in experiments

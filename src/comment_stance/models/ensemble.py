@@ -182,7 +182,7 @@ class EnsembleModel(StanceModel):
         from ..training import _adapt_settings
 
         self._check_fitted()
-        names = [str(n) for n in self.members]
+        names = self._member_names()
         chosen = names if members is None else [members] if isinstance(members, str) else list(members)
         for name in chosen:
             if name not in names:
