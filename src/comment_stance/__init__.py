@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _API = {
     "train": "comment_stance.training:train",
     "TrainResult": "comment_stance.training:TrainResult",
+    "combine": "comment_stance.training:combine",
     "evaluate": "comment_stance.evaluation:evaluate",
     "evaluate_model": "comment_stance.evaluation:evaluate_model",
     "score": "comment_stance.metrics:score",

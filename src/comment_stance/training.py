@@ -185,6 +185,94 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
     return TrainResult(adapted, folder, metrics, elapsed, None)
 
 
+def combine(
+    models: list[str | Path | StanceModel],
+    out: str | Path | None = None,
+    *,
+    weights: list[float] | None = None,
+    data: str | Path | Dataset | None = None,
+    columns: Columns | None = None,
+    polar: list[str] | None = None,
+    overwrite: bool = False,
+    evaluate_on: tuple[str, ...] = ("dev", "test"),
+    figures: bool = False,
+) -> TrainResult:
+    """Combine trained models (folders or fitted models) into one ensemble, without training.
+
+    The ensemble scores the weighted mean of the members' calibrated probabilities
+    (:meth:`EnsembleModel.from_models <comment_stance.models.ensemble.EnsembleModel.from_models>`):
+    the same preset trained with several seeds, or models of different families trained apart.
+    With ``data`` it is scored on the dev and test splits, as :func:`train` scores a new model.
+    ``out`` is checked before any model is read, and may not be one of the folders combined. The
+    saved folder holds a copy of every member and records where each came from
+    (``training.combined_from``); an off-topic gate of a member is carried over (the first one).
+
+    >>> from comment_stance import combine
+    >>> result = combine(["models/seed-0", "models/seed-1", "models/seed-2"], "models/seeds",
+    ...                  data="data/processed/unseen-article")  # doctest: +SKIP
+    """
+    from .errors import ModelError
+    from .models.ensemble import EnsembleModel
+    from .persist import load_model
+
+    if out is not None:
+        for source in models:
+            if not isinstance(source, StanceModel) and Path(source).resolve() == Path(out).resolve():
+                raise ModelError(f"{out} is one of the model folders to combine",
+                                 "write the ensemble to a new folder with --out")
+        check_destination(out, overwrite=overwrite, kind="model")
+    if len(models) < 2:
+        raise ModelError(f"{len(models)} model given to combine", "give two or more model folders")
+    if weights is not None and len(weights) != len(models):
+        raise ModelError(f"{len(weights)} weights for {len(models)} models", "give one weight per model, in order")
+    start = time.perf_counter()
+    loaded = [source if isinstance(source, StanceModel) else load_model(source) for source in models]
+    where = [f"model {i + 1}" if isinstance(source, StanceModel) else str(source) for i, source in enumerate(models)]
+    for place, model in zip(where, loaded):
+        if model.family == EnsembleModel.family:
+            raise ModelError(f"{place} is itself an ensemble", "combine its members (weights/members/ in its folder) "
+                             "instead")
+        if [str(c) for c in model.classes_] != [str(c) for c in loaded[0].classes_]:
+            raise ModelError(f"{place} knows the labels {', '.join(map(str, model.classes_))}, but {where[0]} knows "
+                             f"{', '.join(map(str, loaded[0].classes_))}", "combine models trained on the same labels")
+    ensemble = EnsembleModel.from_models(loaded, weights=weights)
+    gates = [(i, m.off_topic_) for i, m in enumerate(loaded) if getattr(m, "off_topic_", None) is not None]
+    if gates:
+        ensemble.off_topic_ = gates[0][1]
+    targets = sorted({t for m in loaded for t in (getattr(m, "trained_targets_", None)
+                                                  or (getattr(m, "config_", None) or {}).get("training", {})
+                                                  .get("targets", []))})
+    ensemble.trained_targets_ = targets
+    elapsed = time.perf_counter() - start
+    metrics: dict[str, Any] = {}
+    if data is not None:
+        dataset = data if isinstance(data, Dataset) else load_dataset(data, columns)
+        if not any(getattr(dataset, split, None) is not None for split in evaluate_on):
+            raise ModelError(f"{dataset.source}: no {' or '.join(evaluate_on)} split to score the ensemble on",
+                             "give a dataset folder with dev/test files, or score a file with 'stance evaluate'")
+        context = dataset.train if dataset.train is not None else dataset.split(evaluate_on[-1]).iloc[:0]
+        metrics = _scores(ensemble, dataset, context, evaluate_on, polar)
+    folder = None
+    if out is not None:
+        sources = []
+        for source, model, name in zip(models, loaded, ensemble.members):
+            config = getattr(model, "config_", None) or {}
+            training = config.get("training", {})
+            sources.append({"folder": None if isinstance(source, StanceModel) else str(source), "preset": name,
+                            "name": config.get("name"), "family": model.family,
+                            "created_at": config.get("created_at"),
+                            "comment_stance": config.get("versions", {}).get("comment-stance"),
+                            **{key: training.get(key) for key in ("data", "rows", "sha256", "time_s")},
+                            "seed": model.get_params(deep=False).get("seed")})
+        training = {"preset": None, "targets": targets, "time_s": round(elapsed, 3), "combined_from": sources,
+                    **({"off_topic_from": sources[gates[0][0]]["folder"]} if gates else {})}
+        name = "ensemble of " + ", ".join(ensemble.members)
+        extras = _confusion_figures(metrics, name) if figures and metrics else None
+        folder = save_model(ensemble, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
+                            extras=extras)
+    return TrainResult(ensemble, folder, metrics, elapsed, None)
+
+
 def _scores(model: StanceModel, dataset: Dataset, train_table: pd.DataFrame, evaluate_on: tuple[str, ...],
             polar: list[str] | None) -> dict[str, Any]:
     """The model's scores on each split named in ``evaluate_on`` that the dataset has."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import backbone as _backbone
+from . import combine as _combine
 from . import data as _data
 from . import evaluate as _evaluate
 from . import experiment as _experiment
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(_train.train_cli)
+app.command("combine")(_combine.combine_cli)
 app.command("evaluate")(_evaluate.evaluate_cli)
 app.command("predict")(_predict.predict_cli)
 app.add_typer(_data.app, name="data")

@@ -63,6 +63,32 @@ class EnsembleModel(StanceModel):
         self.quantize = quantize
         self.inference_batch_size = inference_batch_size
 
+    @classmethod
+    def from_models(cls, models: Sequence[StanceModel], weights: Sequence[float] | None = None
+                    ) -> "EnsembleModel":
+        """An ensemble of models that are already fitted, without training anything: e.g. one
+        preset trained with three seeds (a seed ensemble), or a TF-IDF model and a transformer
+        trained apart. Every model must know the same labels; an ensemble is not taken as a
+        member (combine its members instead). Each member is named by the preset it was trained
+        from (:func:`preset_of`); fitting the returned ensemble again would train those presets
+        anew, so the models given are what makes it what it is."""
+        models = list(models)
+        if len(models) < 2:
+            raise ModelError(f"{len(models)} model given to combine", "give two or more fitted models")
+        for i, model in enumerate(models):
+            if not isinstance(model, StanceModel):
+                raise ModelError(f"model {i + 1} to combine is a {type(model).__name__}, not a fitted model",
+                                 "give fitted models or model folders")
+            model._check_fitted()
+            if model.family == cls.family:
+                raise ModelError(f"model {i + 1} to combine is itself an ensemble",
+                                 "combine its members (weights/members/ in its folder) instead")
+        names = [preset_of(model) for model in models]
+        ensemble = cls(members=names, weights=None if weights is None else list(weights))
+        ensemble._normalised_weights(len(models))
+        ensemble._set_members(models)
+        return ensemble
+
     # -- hyper-parameters ------------------------------------------------------------------
     def _member_names(self) -> list[str]:
         from . import PRESETS
@@ -251,3 +277,26 @@ class EnsembleModel(StanceModel):
         for member in getattr(self, "members_", []):
             info.update(member.version_info())
         return info
+
+
+def preset_of(model: StanceModel) -> str:
+    """The preset a fitted model was trained from: the one its folder records, else the preset of
+    its family that its hyper-parameters match best (``tfidf-svm`` for an SVM, ``transformer-mpnet``
+    for the mpnet backbone, else the family's plain preset)."""
+    from . import PRESETS
+
+    recorded = (getattr(model, "config_", None) or {}).get("training", {}).get("preset")
+    if recorded in PRESETS and PRESETS[recorded][0] != "ensemble":
+        return recorded
+    params = model.get_params(deep=False)
+    if model.family == "tfidf":
+        return "tfidf-svm" if params.get("classifier") == "svm" else "tfidf-logreg"
+    if model.family == "transformer":
+        base = str(params.get("base_model") or "")
+        return "transformer-mpnet" if base.rstrip("/").endswith(PRESETS["transformer-mpnet"][1]["base_model"]) \
+            else "transformer"
+    if model.family in PRESETS and PRESETS[model.family][0] == model.family:
+        return model.family
+    raise ModelError(f"a '{model.family}' model cannot be an ensemble member", "combine models of the families: "
+                     + ", ".join(sorted({f for f, _ in PRESETS.values() if f != "ensemble"})))
+
