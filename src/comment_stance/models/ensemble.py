@@ -286,7 +286,7 @@ def preset_of(model: StanceModel) -> str:
     from . import PRESETS
 
     recorded = (getattr(model, "config_", None) or {}).get("training", {}).get("preset")
-    if recorded in PRESETS and PRESETS[recorded][0] != "ensemble":
+    if isinstance(recorded, str) and recorded in PRESETS and PRESETS[recorded][0] != "ensemble":
         return recorded
     params = model.get_params(deep=False)
     if model.family == "tfidf":
