@@ -153,9 +153,7 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
     start = time.perf_counter()
     adapted = source.adapt(model_frame(train_table), train_table["label"].tolist(), **settings)
     elapsed = time.perf_counter() - start
-    adapted.trained_targets_ = sorted(set(getattr(source, "trained_targets_", None)
-                                          or source_config.get("training", {}).get("targets", []))
-                                      | set(_targets(train_table)))
+    adapted.trained_targets_ = sorted(set(_trained_targets(source)) | set(_targets(train_table)))
     metrics = _scores(adapted, dataset, train_table, evaluate_on, polar)
     folder = None
     if out is not None:
@@ -167,14 +165,7 @@ def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluat
             "targets": adapted.trained_targets_,
             "adaptation": getattr(adapted, "adaptation_", {}),
             "adapted_from": {
-                "folder": str(init) if not isinstance(init, StanceModel) else None,
-                "name": source_config.get("name"),
-                "family": source.family,
-                "created_at": source_config.get("created_at"),
-                "comment_stance": source_config.get("versions", {}).get("comment-stance"),
-                "data": source_training.get("data"),
-                "rows": source_training.get("rows"),
-                "sha256": source_training.get("sha256"),
+                **_source_record(source, init),
                 # a chain of adaptations stays traceable to the first model
                 "adapted_from": source_training.get("adapted_from"),
             },
@@ -221,27 +212,15 @@ def combine(
                 raise ModelError(f"{out} is one of the model folders to combine",
                                  "write the ensemble to a new folder with --out")
         check_destination(out, overwrite=overwrite, kind="model")
-    if len(models) < 2:
-        raise ModelError(f"{len(models)} model given to combine", "give two or more model folders")
-    if weights is not None and len(weights) != len(models):
-        raise ModelError(f"{len(weights)} weights for {len(models)} models", "give one weight per model, in order")
+    EnsembleModel.check_count(len(models), weights)  # before any folder is read
     start = time.perf_counter()
     loaded = [source if isinstance(source, StanceModel) else load_model(source) for source in models]
     where = [f"model {i + 1}" if isinstance(source, StanceModel) else str(source) for i, source in enumerate(models)]
-    for place, model in zip(where, loaded):
-        if model.family == EnsembleModel.family:
-            raise ModelError(f"{place} is itself an ensemble", "combine its members (weights/members/ in its folder) "
-                             "instead")
-        if [str(c) for c in model.classes_] != [str(c) for c in loaded[0].classes_]:
-            raise ModelError(f"{place} knows the labels {', '.join(map(str, model.classes_))}, but {where[0]} knows "
-                             f"{', '.join(map(str, loaded[0].classes_))}", "combine models trained on the same labels")
-    ensemble = EnsembleModel.from_models(loaded, weights=weights)
+    ensemble = EnsembleModel.from_models(loaded, weights=weights, where=where)
     gates = [(i, m.off_topic_) for i, m in enumerate(loaded) if getattr(m, "off_topic_", None) is not None]
     if gates:
         ensemble.off_topic_ = gates[0][1]
-    targets = sorted({t for m in loaded for t in (getattr(m, "trained_targets_", None)
-                                                  or (getattr(m, "config_", None) or {}).get("training", {})
-                                                  .get("targets", []))})
+    targets = sorted({t for m in loaded for t in _trained_targets(m)})
     ensemble.trained_targets_ = targets
     elapsed = time.perf_counter() - start
     metrics: dict[str, Any] = {}
@@ -256,13 +235,8 @@ def combine(
     if out is not None:
         sources = []
         for source, model, name in zip(models, loaded, ensemble.members):
-            config = getattr(model, "config_", None) or {}
-            training = config.get("training", {})
-            sources.append({"folder": None if isinstance(source, StanceModel) else str(source), "preset": name,
-                            "name": config.get("name"), "family": model.family,
-                            "created_at": config.get("created_at"),
-                            "comment_stance": config.get("versions", {}).get("comment-stance"),
-                            **{key: training.get(key) for key in ("data", "rows", "sha256", "time_s")},
+            sources.append({**_source_record(model, source), "preset": name,
+                            "time_s": ((getattr(model, "config_", None) or {}).get("training") or {}).get("time_s"),
                             "seed": model.get_params(deep=False).get("seed")})
         training = {"preset": None, "targets": targets, "time_s": round(elapsed, 3), "combined_from": sources,
                     **({"off_topic_from": sources[gates[0][0]]["folder"]} if gates else {})}
@@ -271,6 +245,22 @@ def combine(
         folder = save_model(ensemble, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
                             extras=extras)
     return TrainResult(ensemble, folder, metrics, elapsed, None)
+
+
+def _trained_targets(model: StanceModel) -> list[str]:
+    """The targets a fitted model learnt from: set on it by :func:`train`, else read from its folder."""
+    return list(getattr(model, "trained_targets_", None)
+                or (getattr(model, "config_", None) or {}).get("training", {}).get("targets", []))
+
+
+def _source_record(model: StanceModel, source: Any) -> dict[str, Any]:
+    """What a derived folder records of a model it was made from (``source``: its folder, or the model)."""
+    config = getattr(model, "config_", None) or {}
+    training = config.get("training", {})
+    return {"folder": None if isinstance(source, StanceModel) else str(source), "name": config.get("name"),
+            "family": model.family, "created_at": config.get("created_at"),
+            "comment_stance": config.get("versions", {}).get("comment-stance"),
+            **{key: training.get(key) for key in ("data", "rows", "sha256")}}
 
 
 def _scores(model: StanceModel, dataset: Dataset, train_table: pd.DataFrame, evaluate_on: tuple[str, ...],

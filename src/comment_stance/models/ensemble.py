@@ -63,26 +63,39 @@ class EnsembleModel(StanceModel):
         self.quantize = quantize
         self.inference_batch_size = inference_batch_size
 
+    @staticmethod
+    def check_count(n: int, weights: Sequence[float] | None = None) -> None:
+        """Refuse fewer than two models to combine, or a number of weights that does not match."""
+        if n < 2:
+            raise ModelError(f"{n} model given to combine", "give two or more fitted models or model folders")
+        if weights is not None and len(weights) != n:
+            raise ModelError(f"{len(weights)} weights for {n} models", "give one weight per model, in order")
+
     @classmethod
-    def from_models(cls, models: Sequence[StanceModel], weights: Sequence[float] | None = None
-                    ) -> "EnsembleModel":
+    def from_models(cls, models: Sequence[StanceModel], weights: Sequence[float] | None = None,
+                    where: Sequence[str] | None = None) -> "EnsembleModel":
         """An ensemble of models that are already fitted, without training anything: e.g. one
         preset trained with three seeds (a seed ensemble), or a TF-IDF model and a transformer
         trained apart. Every model must know the same labels; an ensemble is not taken as a
         member (combine its members instead). Each member is named by the preset it was trained
         from (:func:`preset_of`); fitting the returned ensemble again would train those presets
-        anew, so the models given are what makes it what it is."""
+        anew, so the models given are what makes it what it is. ``where`` names the models in
+        error messages (e.g. their folders; default "model 1", "model 2"...)."""
         models = list(models)
-        if len(models) < 2:
-            raise ModelError(f"{len(models)} model given to combine", "give two or more fitted models")
-        for i, model in enumerate(models):
+        cls.check_count(len(models), weights)
+        where = list(where) if where is not None else [f"model {i + 1}" for i in range(len(models))]
+        for place, model in zip(where, models):
             if not isinstance(model, StanceModel):
-                raise ModelError(f"model {i + 1} to combine is a {type(model).__name__}, not a fitted model",
+                raise ModelError(f"{place} to combine is a {type(model).__name__}, not a fitted model",
                                  "give fitted models or model folders")
             model._check_fitted()
             if model.family == cls.family:
-                raise ModelError(f"model {i + 1} to combine is itself an ensemble",
+                raise ModelError(f"{place} is itself an ensemble",
                                  "combine its members (weights/members/ in its folder) instead")
+            if [str(c) for c in model.classes_] != [str(c) for c in models[0].classes_]:
+                raise ModelError(f"{place} knows the labels {', '.join(map(str, model.classes_))}, but {where[0]} "
+                                 f"knows {', '.join(map(str, models[0].classes_))}",
+                                 "combine models trained on the same labels")
         names = [preset_of(model) for model in models]
         ensemble = cls(members=names, weights=None if weights is None else list(weights))
         ensemble._normalised_weights(len(models))
