@@ -15,6 +15,12 @@ recipes are compared like with like at the cost of one base training per seed:
 
     python bench/bench_adapt.py                      # seeds 0, 1, 2: about 30 minutes on 2 cores
     python bench/bench_adapt.py --seeds 0 --shots 0,16
+    python bench/bench_adapt.py --base other-groups --seeds 0 --skip-gentle \
+        --groups a01,a02,a03,a04,a06,a07,a08,a10,a11  # leave-one-article-out bases: about 45 minutes
+
+With ``--base other-groups`` each held-out article gets its own base, trained on the other eleven
+articles of ``data/processed/random`` (as ``experiments/few-shot-tfidf.toml``'s leave-one-article-out
+evaluation does), which checks on articles that played no part in choosing a recipe.
 
 Prints per recipe the mean macro-F1 over articles x seeds for each number of labels, with the
 per-article means at the largest number; nothing is asserted. The recipes are compared on the
@@ -41,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shots", default=None, help="e.g. 0,16,32,64 (default: the config's)")
     parser.add_argument("--gentle-lr", type=float, default=1e-5)
     parser.add_argument("--gentle-epochs", type=int, default=4)
+    parser.add_argument("--base", choices=["train-file", "other-groups"], default="train-file",
+                        help="train-file: the config's evaluation; other-groups: one base per held-out "
+                             "article, trained on the other articles of data/processed/random")
+    parser.add_argument("--groups", default=None, help="held-out articles to score, e.g. a01,a03 (default: all)")
+    parser.add_argument("--skip-gentle", action="store_true", help="leave out the gentle transformer recipes")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,11 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     name, spec = next((n, s) for n, s in config["evaluations"].items() if s["protocol"] == "few-shot")
     if args.shots:
         spec = dict(spec, shots=[int(k) for k in args.shots.split(",")])
+    if args.base == "other-groups":
+        spec = dict(spec, base="other-groups", data="data/processed/random")
     data = load_evaluation_data(name, spec)
     shots = spec["shots"]
     seeds = [int(s) for s in args.seeds.split(",")]
     one, five, _ = os.getloadavg()
-    print(f"bench_adapt: {args.config} ({name}), seeds {seeds}, shots {shots} "
+    wanted = set(args.groups.split(",")) if args.groups else None
+    print(f"bench_adapt: {args.config} ({name}, base {spec['base']}), seeds {seeds}, shots {shots} "
           f"[load {one:.2f}/{five:.2f} on {os.cpu_count()} CPUs]", flush=True)
 
     recipes = ["transformer (lr 3e-5, 8 epochs: default)",
@@ -70,26 +84,36 @@ def main(argv: list[str] | None = None) -> None:
                "ensemble: every member adapts (default)",
                "ensemble: only the SVM adapts",
                f"ensemble: SVM + transformer at lr {args.gentle_lr:g}"]
+    if args.skip_gentle:
+        recipes = [r for i, r in enumerate(recipes) if i not in (1, 5)]
     scores: dict[str, dict[str, dict[int, list[float]]]] = {r: {} for r in recipes}  # recipe -> group -> k -> seeds
     for seed in seeds:
         fitted = FittedModels()
         fitted.scope(name, seed)
-        groups = data.few_shot_groups()
-        dataset = Dataset(train=groups[0].train, dev=groups[0].dev, source=Path(spec["data"]))
-        bases = {}
-        started = time.perf_counter()
-        for model in ("tfidf-svm", "transformer", "ensemble"):
-            preset, params = model_params(config, model)
-            bases[model] = fitted.fit("base", dataset, preset, dict(params, seed=seed), None, False)[0].model
-        weights = bases["ensemble"]._normalised_weights(2)  # as the ensemble's predict_proba weighs its members
-        order = [str(m) for m in bases["ensemble"].members]
-        print(f"seed {seed}: bases trained in {time.perf_counter() - started:.0f} s", flush=True)
-        started = time.perf_counter()
+        groups = [g for g in data.few_shot_groups() if wanted is None or g.name in wanted]
+        if wanted is not None and len(groups) != len(wanted):
+            raise SystemExit(f"bench_adapt: --groups {args.groups}: unknown group(s) "
+                             f"{sorted(wanted - {g.name for g in groups})}")
+        bases_by_train: dict[int, dict] = {}
+        train_s = adapt_s = 0.0
         for group in groups:
+            started = time.perf_counter()
+            if id(group.train) not in bases_by_train:
+                dataset = Dataset(train=group.train, dev=group.dev, source=Path(spec["data"]))
+                tag = "base" if spec["base"] == "train-file" else f"base-{group.name}"
+                bases_by_train[id(group.train)] = {
+                    model: fitted.fit(tag, dataset, *_with_seed(model_params(config, model), seed), None, False)[0].model
+                    for model in ("tfidf-svm", "transformer", "ensemble")}
+            bases = bases_by_train[id(group.train)]
+            train_s += time.perf_counter() - started
+            weights = bases["ensemble"]._normalised_weights(2)  # as the ensemble's predict_proba weighs its members
+            order = [str(m) for m in bases["ensemble"].members]
+            started = time.perf_counter()
             pool, evaluation = draw_shots(group.heldout, shots, seed, group.name)
             test = model_frame(group.heldout.iloc[evaluation], *data.context)
             gold = group.heldout["label"].iloc[evaluation].astype(str).tolist()
             classes = [str(c) for c in bases["transformer"].classes_]
+            p_base = bases["transformer"].predict_proba(test)
             for k in shots:
                 svm, tr = bases["tfidf-svm"], bases["transformer"]
                 gentle = tr
@@ -97,24 +121,31 @@ def main(argv: list[str] | None = None) -> None:
                     labelled = group.heldout.iloc[pool[:k]]
                     X, y = model_frame(labelled, *data.context), labelled["label"].astype(str).tolist()
                     svm, tr = bases["tfidf-svm"].adapt(X, y), bases["transformer"].adapt(X, y)
-                    gentle = bases["transformer"].adapt(X, y, lr=args.gentle_lr, epochs=args.gentle_epochs)
-                p_base = bases["transformer"].predict_proba(test)
-                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test), "gentle": gentle.predict_proba(test)}
+                    if not args.skip_gentle:
+                        gentle = bases["transformer"].adapt(X, y, lr=args.gentle_lr, epochs=args.gentle_epochs)
+                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test)}
+                p["gentle"] = p_base if gentle is bases["transformer"] else gentle.predict_proba(test)
                 assert [str(c) for c in svm.classes_] == classes and order == ["tfidf-svm", "transformer"]
                 mixed = {
-                    recipes[0]: p["tr"], recipes[1]: p["gentle"], recipes[2]: p["svm"],
-                    recipes[3]: weights[0] * p["svm"] + weights[1] * p["tr"],
-                    recipes[4]: weights[0] * p["svm"] + weights[1] * p_base,
-                    recipes[5]: weights[0] * p["svm"] + weights[1] * p["gentle"],
+                    "transformer (lr 3e-5, 8 epochs: default)": p["tr"],
+                    f"transformer (lr {args.gentle_lr:g}, {args.gentle_epochs} epochs)": p["gentle"],
+                    "tfidf-svm (default)": p["svm"],
+                    "ensemble: every member adapts (default)": weights[0] * p["svm"] + weights[1] * p["tr"],
+                    "ensemble: only the SVM adapts": weights[0] * p["svm"] + weights[1] * p_base,
+                    f"ensemble: SVM + transformer at lr {args.gentle_lr:g}": weights[0] * p["svm"] + weights[1] * p["gentle"],
                 }
-                for recipe, proba in mixed.items():
-                    predicted = [classes[i] for i in np.asarray(proba).argmax(axis=1)]
+                for recipe in recipes:
+                    predicted = [classes[i] for i in np.asarray(mixed[recipe]).argmax(axis=1)]
                     scores[recipe].setdefault(group.name, {}).setdefault(k, []).append(macro_f1(gold, predicted, classes))
-        print(f"seed {seed}: adaptations scored in {time.perf_counter() - started:.0f} s", flush=True)
+            adapt_s += time.perf_counter() - started
+            print(f"seed {seed}, {group.name}: " + ", ".join(
+                f"{r.split(' (')[0].replace('ensemble: ', 'ens ')} {scores[r][group.name][shots[-1]][-1]:.3f}"
+                for r in recipes) + f" at {shots[-1]} labels", flush=True)
+        print(f"seed {seed}: bases trained in {train_s:.0f} s, adaptations scored in {adapt_s:.0f} s", flush=True)
 
     one, five, _ = os.getloadavg()
     width = max(map(len, recipes)) + 2
-    print(f"\nmean macro-F1 over {len(data.few_shot_groups())} articles x {len(seeds)} seed(s) "
+    print(f"\nmean macro-F1 over {len(scores[recipes[0]])} articles x {len(seeds)} seed(s) "
           f"[load {one:.2f}/{five:.2f}]")
     print(f"{'recipe':<{width}}" + "".join(f"{k:>8}" for k in shots) + f"   per article at {shots[-1]}")
     for recipe in recipes:
@@ -122,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
         means = [np.mean([np.mean(by_group[g][k]) for g in by_group]) for k in shots]
         last = ", ".join(f"{g} {np.mean(by_group[g][shots[-1]]):.3f}" for g in sorted(by_group))
         print(f"{recipe:<{width}}" + "".join(f"{m:>8.3f}" for m in means) + f"   {last}")
+
+
+def _with_seed(preset_params: tuple[str, dict], seed: int) -> tuple[str, dict]:
+    preset, params = preset_params
+    return preset, dict(params, seed=seed)
 
 
 if __name__ == "__main__":
