@@ -288,3 +288,27 @@ def test_cli_train_evaluate_predict(tiny_dir, tmp_path):
     scored = json.loads(result.output)
     assert scored["label"] in {"conditional", "skeptical", "supportive"}
     assert sum(scored[f"p_{label}"] for label in ("conditional", "skeptical", "supportive")) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_an_ensemble_adapts_its_tfidf_members_and_keeps_its_transformer_by_default(trained, tiny_dir):
+    from comment_stance.models.ensemble import EnsembleModel
+
+    data = load_dataset(tiny_dir)
+    frame, labels = model_frame(data.train), data.train["label"].tolist()
+    svm = make_model("tfidf-svm").fit(frame, labels)
+    ensemble = EnsembleModel.from_models([svm, trained.model])
+    new = model_frame(data.dev)
+    new_labels = data.dev["label"].tolist()
+    adapted = ensemble.adapt(new, new_labels, C=5.0)
+    assert adapted.members_[1] is trained.model  # the transformer is kept as trained
+    np.testing.assert_allclose(adapted.members_[0].predict_proba(frame),
+                               svm.adapt(new, new_labels, C=5.0).predict_proba(frame), rtol=1e-12)
+    assert [m["method"] for m in adapted.adaptation_["members"]][1] == "kept"
+    with pytest.raises(ModelError, match="no adapting member of this ensemble adapts with 'lr'"):
+        ensemble.adapt(new, new_labels, lr=1e-5)  # the transformer does not adapt unless asked
+    # members="all" adapts every member, the transformer by continued fine-tuning
+    every = ensemble.adapt(new, new_labels, members="all", epochs=1, lr=1e-4)
+    assert every.members_[1] is not trained.model
+    assert every.adaptation_["members"][1]["method"] != "kept" and every.adaptation_["members"][1]["epochs"] == 1
+    assert not np.allclose(every.members_[1].predict_proba(frame), trained.model.predict_proba(frame))

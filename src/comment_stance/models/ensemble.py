@@ -27,6 +27,11 @@ from ..errors import ModelError
 from .base import StanceModel, path_in_folder
 
 MEMBERS_DIR = "weights/members"
+#: the families whose members adapt when ``EnsembleModel.adapt`` is not told which: the TF-IDF
+#: family gains from a few labels of a new pact, while the transformer's continued fine-tuning
+#: loses accuracy there (docs/few-shot.md: bench/bench_adapt.py on the unseen-article split's
+#: three test articles and on nine leave-one-article-out articles)
+ADAPT_BY_DEFAULT = ("tfidf",)
 #: the transformer member of the preset trains as in experiments/baseline.toml
 DEFAULT_MEMBER_PARAMS: dict[str, dict[str, Any]] = {"transformer": {"epochs": 3, "patience": 2}}
 #: settings that change how a model runs, not what it learned; passed on to members that have them
@@ -209,26 +214,34 @@ class EnsembleModel(StanceModel):
               batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
               members: Sequence[str] | str | None = None, progress: bool = False) -> "EnsembleModel":
-        """A copy whose members are each adapted to a few labelled comments of a new target, the
-        way their family adapts (TF-IDF: a penalty toward the source weights, ``C``; transformer:
+        """A copy whose members are adapted to a few labelled comments of a new target, each the
+        way its family adapts (TF-IDF: a penalty toward the source weights, ``C``; transformer:
         continued fine-tuning, ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``, ``seed``);
-        this model is not changed. ``members`` names the members (presets) that adapt, the others
-        are kept as they are (``None``: every member). A setting goes to every adapting member
-        whose family has it, and members keep their own defaults for the rest. The weights stay
-        as they are."""
+        this model is not changed. ``members`` names the members (presets) that adapt, or
+        ``"all"``; the others are kept as they are. By default (``None``) the members of the
+        families in :data:`ADAPT_BY_DEFAULT` (TF-IDF) adapt and the others are kept, since a
+        transformer fine-tuned further on a few labels was measured to get worse; an ensemble with
+        no TF-IDF member adapts every member. A setting goes to every adapting member whose family
+        has it, and members keep their own defaults for the rest. The weights stay as they are."""
         import copy
 
         from ..training import _adapt_settings
 
         self._check_fitted()
         names = self._member_names()
-        chosen = names if members is None else [members] if isinstance(members, str) else list(members)
+        if members is None:
+            default = [n for n, m in zip(names, self.members_) if m.family in ADAPT_BY_DEFAULT]
+            chosen = default or names
+        elif members == "all" or members == ["all"]:
+            chosen = names
+        else:
+            chosen = [members] if isinstance(members, str) else list(members)
         for name in chosen:
             if name not in names:
                 raise ModelError(f"members names '{name}', which is not a member of this ensemble",
-                                 f"members: {', '.join(names)}")
+                                 f"members: all, or one or more of: {', '.join(names)}")
         if not chosen:
-            raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}")
+            raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}, or all")
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
