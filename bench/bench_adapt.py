@@ -9,14 +9,14 @@ recipes are compared like with like at the cost of one base training per seed:
 - ``transformer``: continued fine-tuning with the family's few-shot defaults, and a gentler one
   (``--gentle-lr``, ``--gentle-epochs``);
 - ``tfidf-svm``: the penalty toward the source weights;
-- ``ensemble``: every member adapted (the default recipe), only the SVM adapted (the transformer
-  kept as trained), and the SVM with the gentle transformer. An ensemble's probabilities are the
+- ``ensemble``: every member adapted (``members="all"``), only the SVM adapted (the default since
+  2026-12-01: the transformer kept as trained), and the SVM with the gentle transformer. An ensemble's probabilities are the
   weighted mean of its members', so its recipes are scored from the members' adapted models.
 
     python bench/bench_adapt.py                      # seeds 0, 1, 2: about 30 minutes on 2 cores
     python bench/bench_adapt.py --seeds 0 --shots 0,16
     python bench/bench_adapt.py --base other-groups --seeds 0 --skip-gentle \
-        --groups a01,a02,a03,a04,a06,a07,a08,a10,a11  # leave-one-article-out bases: about 45 minutes
+        --groups a01,a02,a03,a04,a06,a07,a08,a10,a11  # leave-one-article-out bases: about 50 minutes
 
 With ``--base other-groups`` each held-out article gets its own base, trained on the other eleven
 articles of ``data/processed/random`` (as ``experiments/few-shot-tfidf.toml``'s leave-one-article-out
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     recipes = ["transformer (lr 3e-5, 8 epochs: default)",
                f"transformer (lr {args.gentle_lr:g}, {args.gentle_epochs} epochs)",
                "tfidf-svm (default)",
-               "ensemble: every member adapts (default)",
-               "ensemble: only the SVM adapts",
+               "ensemble: every member adapts (members=all)",
+               "ensemble: only the SVM adapts (default)",
                f"ensemble: SVM + transformer at lr {args.gentle_lr:g}"]
     if args.skip_gentle:
         recipes = [r for i, r in enumerate(recipes) if i not in (1, 5)]
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
                     "transformer (lr 3e-5, 8 epochs: default)": p["tr"],
                     f"transformer (lr {args.gentle_lr:g}, {args.gentle_epochs} epochs)": p["gentle"],
                     "tfidf-svm (default)": p["svm"],
-                    "ensemble: every member adapts (default)": weights[0] * p["svm"] + weights[1] * p["tr"],
-                    "ensemble: only the SVM adapts": weights[0] * p["svm"] + weights[1] * p_base,
+                    "ensemble: every member adapts (members=all)": weights[0] * p["svm"] + weights[1] * p["tr"],
+                    "ensemble: only the SVM adapts (default)": weights[0] * p["svm"] + weights[1] * p_base,
                     f"ensemble: SVM + transformer at lr {args.gentle_lr:g}": weights[0] * p["svm"] + weights[1] * p["gentle"],
                 }
                 for recipe in recipes:

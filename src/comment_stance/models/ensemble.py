@@ -258,8 +258,10 @@ class EnsembleModel(StanceModel):
             records.append(getattr(adapted_members[-1], "adaptation_", {}))
         unused = sorted(set(given) - used - {"dev", "progress"})
         if unused:
+            kept = [name for name in names if name not in chosen]
             raise ModelError(f"no adapting member of this ensemble adapts with '{unused[0]}'",
-                             f"adapting members: {', '.join(chosen)}")
+                             f"adapting members: {', '.join(chosen)}"
+                             + (f"; kept: {', '.join(kept)} (members=all adapts every member)" if kept else ""))
         adapted = copy.copy(self)
         adapted.fitted_lookup = None
         adapted._set_members(adapted_members)
