@@ -10,8 +10,9 @@ recipes are compared like with like at the cost of one base training per seed:
   (``--gentle-lr``, ``--gentle-epochs``);
 - ``tfidf-svm``: the penalty toward the source weights;
 - ``ensemble``: every member adapted (``members="all"``), only the SVM adapted (the default since
-  2026-12-01: the transformer kept as trained), and the SVM with the gentle transformer. An ensemble's probabilities are the
-  weighted mean of its members', so its recipes are scored from the members' adapted models.
+  2026-12-01: the transformer kept as trained), and the SVM with the gentle transformer. An
+  ensemble's probabilities are the weighted mean of its members', so its recipes are scored from
+  the members' adapted models.
 
     python bench/bench_adapt.py                      # seeds 0, 1, 2: about 30 minutes on 2 cores
     python bench/bench_adapt.py --seeds 0 --shots 0,16
@@ -23,8 +24,9 @@ articles of ``data/processed/random`` (as ``experiments/few-shot-tfidf.toml``'s 
 evaluation does), which checks on articles that played no part in choosing a recipe.
 
 Prints per recipe the mean macro-F1 over articles x seeds for each number of labels, with the
-per-article means at the largest number; nothing is asserted. The recipes are compared on the
-unseen-article split's three test articles, the same ones the committed few-shot results use.
+per-article means at the largest number; nothing is asserted. By default the recipes are
+compared on the unseen-article split's three test articles, the same ones the committed few-shot
+results use.
 """
 
 from __future__ import annotations
