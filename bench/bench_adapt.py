@@ -80,14 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"bench_adapt: {args.config} ({name}, base {spec['base']}), seeds {seeds}, shots {shots} "
           f"[load {one:.2f}/{five:.2f} on {os.cpu_count()} CPUs]", flush=True)
 
-    recipes = ["transformer (lr 3e-5, 8 epochs: default)",
-               f"transformer (lr {args.gentle_lr:g}, {args.gentle_epochs} epochs)",
-               "tfidf-svm (default)",
-               "ensemble: every member adapts (members=all)",
-               "ensemble: only the SVM adapts (default)",
-               f"ensemble: SVM + transformer at lr {args.gentle_lr:g}"]
+    # Each recipe names the SVM's and the transformer's probabilities it uses ("base": the transformer
+    # as trained; "gentle": adapted at --gentle-lr); a recipe with both weighs them as the ensemble does.
+    gentle_label = f"lr {args.gentle_lr:g}, {args.gentle_epochs} epochs"
+    recipes = {"transformer (lr 3e-5, 8 epochs: default)": (None, "tr"),
+               f"transformer ({gentle_label})": (None, "gentle"),
+               "tfidf-svm (default)": ("svm", None),
+               "ensemble: every member adapts (members=all)": ("svm", "tr"),
+               "ensemble: only the SVM adapts (default)": ("svm", "base"),
+               f"ensemble: SVM + transformer at {gentle_label}": ("svm", "gentle")}
     if args.skip_gentle:
-        recipes = [r for i, r in enumerate(recipes) if i not in (1, 5)]
+        recipes = {r: parts for r, parts in recipes.items() if "gentle" not in parts}
     scores: dict[str, dict[str, dict[int, list[float]]]] = {r: {} for r in recipes}  # recipe -> group -> k -> seeds
     for seed in seeds:
         fitted = FittedModels()
@@ -125,19 +128,13 @@ def main(argv: list[str] | None = None) -> None:
                     svm, tr = bases["tfidf-svm"].adapt(X, y), bases["transformer"].adapt(X, y)
                     if not args.skip_gentle:
                         gentle = bases["transformer"].adapt(X, y, lr=args.gentle_lr, epochs=args.gentle_epochs)
-                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test)}
+                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test), "base": p_base}
                 p["gentle"] = p_base if gentle is bases["transformer"] else gentle.predict_proba(test)
                 assert [str(c) for c in svm.classes_] == classes and order == ["tfidf-svm", "transformer"]
-                mixed = {
-                    "transformer (lr 3e-5, 8 epochs: default)": p["tr"],
-                    f"transformer (lr {args.gentle_lr:g}, {args.gentle_epochs} epochs)": p["gentle"],
-                    "tfidf-svm (default)": p["svm"],
-                    "ensemble: every member adapts (members=all)": weights[0] * p["svm"] + weights[1] * p["tr"],
-                    "ensemble: only the SVM adapts (default)": weights[0] * p["svm"] + weights[1] * p_base,
-                    f"ensemble: SVM + transformer at lr {args.gentle_lr:g}": weights[0] * p["svm"] + weights[1] * p["gentle"],
-                }
-                for recipe in recipes:
-                    predicted = [classes[i] for i in np.asarray(mixed[recipe]).argmax(axis=1)]
+                for recipe, (from_svm, from_tr) in recipes.items():
+                    mixed = (p[from_tr] if from_svm is None else p[from_svm] if from_tr is None
+                             else weights[0] * p[from_svm] + weights[1] * p[from_tr])
+                    predicted = [classes[i] for i in np.asarray(mixed).argmax(axis=1)]
                     scores[recipe].setdefault(group.name, {}).setdefault(k, []).append(macro_f1(gold, predicted, classes))
             adapt_s += time.perf_counter() - started
             print(f"seed {seed}, {group.name}: " + ", ".join(
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
 
     one, five, _ = os.getloadavg()
     width = max(map(len, recipes)) + 2
-    print(f"\nmean macro-F1 over {len(scores[recipes[0]])} articles x {len(seeds)} seed(s) "
+    print(f"\nmean macro-F1 over {len(scores[next(iter(recipes))])} articles x {len(seeds)} seed(s) "
           f"[load {one:.2f}/{five:.2f}]")
     print(f"{'recipe':<{width}}" + "".join(f"{k:>8}" for k in shots) + f"   per article at {shots[-1]}")
     for recipe in recipes:
