@@ -11,7 +11,12 @@ script trains nothing: for one evaluation it prints the test macro-F1 of
 The mixes are fixed in advance (equal weights), not chosen on test. A bag of N transformer
 seeds costs N trainings and N times the scoring time.
 
-    python bench/bench_seed_mix.py experiments/results/full-study/run --evaluation unseen-article
+RUN is a run folder (experiments/results/ keeps only the reports, not the predictions):
+
+    stance experiment run experiments/full-study.toml --out RUN
+    python bench/bench_seed_mix.py RUN --evaluation unseen-article
+    # a run of mpnet.toml (docs/transformer.md):
+    python bench/bench_seed_mix.py RUN --evaluation random --transformer transformer-mpnet
 """
 
 from __future__ import annotations
