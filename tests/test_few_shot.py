@@ -4,6 +4,7 @@ The TF-IDF tests run on the 42-comment tiny fixture; the transformer ones (marke
 tiny settings of tests/test_transformer.py.
 """
 
+import functools
 import json
 from pathlib import Path
 
@@ -237,6 +238,63 @@ def test_an_ensemble_adapts_in_the_protocol_and_takes_the_bases_already_trained(
     a = shared.metrics["evaluations"]["few"]["models"]["both"]["seeds"]
     b = alone.metrics["evaluations"]["few"]["models"]["both"]["seeds"]
     assert a == b and set(a["0"]["macro_f1"]) == {"0", "4", "8"}
+
+
+def test_a_models_adapt_settings_reach_adapt_in_the_protocol_and_its_base_is_shared(tiny_dir, tmp_path,
+                                                                                    monkeypatch):
+    from comment_stance.models.baselines import TfidfModel
+
+    calls = []
+    original = TfidfModel.adapt
+
+    @functools.wraps(original)  # keeps adapt's signature, which the ensemble reads
+    def recording(self, X, y, **settings):
+        calls.append((self.classifier, settings))
+        return original(self, X, y, **settings)
+
+    monkeypatch.setattr(TfidfModel, "adapt", recording)
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"tfidf-svm": {"preset": "tfidf-svm"}, "tfidf-logreg": {"preset": "tfidf-logreg"},
+                        "both": {"preset": "ensemble", "members": ["tfidf-svm", "tfidf-logreg"]},
+                        "svm-only": {"preset": "ensemble", "members": ["tfidf-svm", "tfidf-logreg"],
+                                     "adapt": {"members": "tfidf-svm", "C": 0.01}}}
+    config["experiment"]["seeds"] = [0]
+    del config["evaluations"]["fixed"], config["evaluations"]["few"]["reference"]
+    run_ = run_experiment(config, out=tmp_path / "run")
+    # 2 held-out articles x 2 shot counts: the plain models and both members of "both" with their
+    # defaults, only the SVM of "svm-only", with the configured C
+    assert calls.count(("svm", {})) == 2 * 4 and calls.count(("logreg", {})) == 2 * 4
+    assert calls.count(("svm", {"C": 0.01})) == 4 and len(calls) == 5 * 4
+    seeds = run_.metrics["evaluations"]["few"]["models"]
+    assert seeds["svm-only"]["seeds"]["0"]["groups"]["art0"]["macro_f1"]["0"] == \
+        seeds["both"]["seeds"]["0"]["groups"]["art0"]["macro_f1"]["0"]  # one base, unadapted
+    assert run_.timings["evaluations"]["few"]["svm-only"]["0"]["reused_members"] == 2 * 2
+    # the run folder's config keeps the settings and loads back to the same config
+    saved = load_config(run_.folder / "config.toml")
+    assert saved["models"]["svm-only"]["adapt"] == {"members": "tfidf-svm", "C": 0.01}
+    assert saved["models"] == run_.config["models"]
+
+
+@pytest.mark.parametrize("adapt, message", [
+    ({"lr": 1e-5}, "unknown key 'models.tfidf-logreg.adapt.lr': adapting a 'tfidf' model has no such setting"),
+    ({"seed": 3}, "'models.tfidf-logreg.adapt.seed' is set"),
+    ("all", "'models.tfidf-logreg.adapt' is 'all', not a table"),
+])
+def test_adapt_settings_a_family_does_not_take_are_refused_before_training(tiny_dir, adapt, message):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"]["tfidf-logreg"]["adapt"] = adapt
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+
+
+def test_an_ensembles_adapt_members_must_be_its_own(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"both": {"preset": "ensemble", "members": ["tfidf-svm", "tfidf-logreg"],
+                                 "adapt": {"members": ["tfidf-svm", "transformer"]}}}
+    with pytest.raises(ConfigError, match=r"'models.both.adapt.members' is .*\(members: tfidf-svm, tfidf-logreg; or"):
+        load_config(config)
+    config["models"]["both"]["adapt"] = {"members": ["all"], "lr": 1e-5, "C": 2.0}
+    assert load_config(config)["models"]["both"]["adapt"] == {"members": ["all"], "lr": 1e-5, "C": 2.0}
 
 
 @pytest.mark.parametrize("change, message", [

@@ -293,10 +293,15 @@ def _adapt_settings(model: StanceModel) -> list[str]:
     return [name for name, p in inspect.signature(model.adapt).parameters.items() if p.kind == p.KEYWORD_ONLY]
 
 
+def adapt_setting_names(model: StanceModel) -> list[str]:
+    """The settings a user can give ``model.adapt`` (``dev`` and ``progress`` are the caller's)."""
+    return [name for name in _adapt_settings(model) if name not in ("progress", "dev")]
+
+
 def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
     from .errors import ModelError
 
-    accepted = [name for name in _adapt_settings(source) if name not in ("progress", "dev")]
+    accepted = adapt_setting_names(source)
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ModelError(f"adapting a '{source.family}' model has no setting '{unknown[0]}'",

@@ -66,6 +66,9 @@ EVALUATION_KEYS: dict[str, _Key] = {
 }
 #: keys that only the few-shot protocol reads
 FEW_SHOT_KEYS = ("shots", "base", "reference")
+#: the model key holding the settings the few-shot protocol adapts that model with, e.g.
+#: ``adapt = { members = "all" }`` for an ensemble or ``adapt = { lr = 1e-5 }`` for a transformer
+ADAPT_KEY = "adapt"
 
 
 @dataclass
@@ -214,7 +217,7 @@ def _resolve_models(models: Any, source: _Source) -> dict[str, dict[str, Any]]:
             raise source.error(key, f"model name '{name}' is not usable", "use letters, digits, '-' and '_' (no dots)")
         if not isinstance(table, dict):
             raise source.error(key, f"'{key}' must be a section", f"write [models.{name}] with preset = ...")
-        params = {k: v for k, v in table.items() if k != "preset"}
+        params = {k: v for k, v in table.items() if k not in ("preset", ADAPT_KEY)}
         preset = table.get("preset", name)
         if preset not in PRESETS:
             raise source.error(f"{key}.preset", f"'{key}.preset' is '{preset}', not a known model",
@@ -235,7 +238,34 @@ def _resolve_models(models: Any, source: _Source) -> dict[str, dict[str, Any]]:
             raise source.error(key, f"{key}: {exc.message}", exc.hint or "check the hyper-parameters") from None
         full = {k: _toml_safe(v) for k, v in model.get_params(deep=False).items() if k != "seed"}
         resolved[name] = {"preset": preset, **full}
+        if ADAPT_KEY in table:
+            resolved[name][ADAPT_KEY] = _resolve_adapt(table[ADAPT_KEY], f"{key}.{ADAPT_KEY}", model, source)
     return resolved
+
+
+def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[str, Any]:
+    """A model's ``adapt`` table: settings the few-shot protocol passes to ``adapt`` (checked
+    against what the model's family accepts, before anything trains)."""
+    from ..training import adapt_setting_names
+
+    accepted = [k for k in adapt_setting_names(model) if k != "seed"]
+    if not isinstance(table, dict):
+        raise source.error(key, f"'{key}' is {table!r}, not a table",
+                           f"write e.g. {key} = {{ {accepted[0] if accepted else 'C'} = ... }}")
+    for setting in table:
+        if setting == "seed":
+            raise source.error(f"{key}.seed", f"'{key}.seed' is set", "seeds are set once, in [experiment] seeds")
+        if setting not in accepted:
+            raise source.error(f"{key}.{setting}", f"unknown key '{key}.{setting}': adapting a '{model.family}' model "
+                               "has no such setting", f"settings: {', '.join(accepted) or 'none'}")
+    if "members" in table:  # an ensemble's members that adapt: "all" or names of its members
+        names = [str(m) for m in getattr(model, "members", [])]
+        chosen = table["members"]
+        listed = [chosen] if isinstance(chosen, str) else chosen
+        if not isinstance(listed, list) or not listed or any(m != "all" and m not in names for m in listed):
+            raise source.error(f"{key}.members", f"'{key}.members' is {chosen!r}, not \"all\" or members of "
+                               "this ensemble", f"members: {', '.join(names)}; or \"all\"")
+    return {k: _toml_safe(_none(v)) for k, v in table.items()}
 
 
 def _resolve_evaluations(evaluations: Any, models: dict[str, Any], source: _Source) -> dict[str, dict[str, Any]]:
@@ -360,7 +390,14 @@ def model_params(config: dict[str, Any], name: str) -> tuple[str, dict[str, Any]
     """The preset and the hyper-parameters (``"none"`` read as None) of one configured model."""
     table = dict(config["models"][name])
     preset = table.pop("preset")
+    table.pop(ADAPT_KEY, None)
     return preset, {k: _none(v) for k, v in table.items()}
+
+
+def adapt_params(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The settings the few-shot protocol adapts one configured model with (its ``adapt`` table;
+    empty: the family's defaults)."""
+    return {k: _none(v) for k, v in config["models"][name].get(ADAPT_KEY, {}).items()}
 
 
 # -- writing TOML --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import DataError
 from ..persist import check_destination, staged_folder
-from .config import dump_toml, load_config, model_params
+from .config import adapt_params, dump_toml, load_config, model_params
 from .protocols import EvaluationData, load_evaluation_data
 from .runs import RUN_FILES, Run, _command_line, _plain, _write_json, environment, load_run
 
@@ -303,15 +303,16 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
                       fitted_models: FittedModels | None = None) -> dict[str, Any]:
     """One model and seed under the few-shot protocol: for each held-out group a base model (shared
     by the groups when it learns from the train file), then for each number of shots the base
-    adapted on that many comments of the group, all scored on the same remaining comments. An
-    ensemble's base takes the members the job's other models have already trained on the same
-    data (:class:`FittedModels`)."""
+    adapted on that many comments of the group (with the model's ``adapt`` settings, else its
+    family's defaults), all scored on the same remaining comments. An ensemble's base takes the
+    members the job's other models have already trained on the same data (:class:`FittedModels`)."""
     from ..data import Dataset
     from ..evaluation import evaluate_model
     from ..training import model_frame
     from .protocols import draw_shots
 
     preset, params = model_params(config, job.model)
+    settings = adapt_params(config, job.model)
     polar = config["scoring"]["polar"] or None
     shots = data.spec["shots"]
     estimator_params = dict(params)
@@ -344,7 +345,8 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
             if k:
                 labelled = group.heldout.iloc[pool[:k]]
                 start = time.perf_counter()
-                model = base.adapt(model_frame(labelled, *data.context), labelled["label"].astype(str).tolist())
+                model = base.adapt(model_frame(labelled, *data.context), labelled["label"].astype(str).tolist(),
+                                   **settings)
                 adapt_s += time.perf_counter() - start
             start = time.perf_counter()
             result = evaluate_model(model, test, polar=polar, context=data.context, n_resamples=0)
