@@ -297,6 +297,16 @@ def test_an_ensembles_adapt_members_must_be_its_own(tiny_dir):
     assert load_config(config)["models"]["both"]["adapt"] == {"members": ["all"], "lr": 1e-5, "C": 2.0}
 
 
+def test_adapt_on_a_model_no_few_shot_evaluation_runs_is_refused(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"]["svm"] = {"preset": "tfidf-svm", "adapt": {"C": 2.0}}
+    config["evaluations"]["few"]["models"] = ["tfidf-logreg"]
+    with pytest.raises(ConfigError, match="'models.svm.adapt' is set but no few-shot evaluation runs 'svm'"):
+        load_config(config)
+    del config["evaluations"]["few"]["models"]
+    assert load_config(config)["models"]["svm"]["adapt"] == {"C": 2.0}
+
+
 @pytest.mark.parametrize("change, message", [
     ({"shots": [0, -4]}, "shots' is"),
     ({"shots": [4, 4]}, "shots' is"),

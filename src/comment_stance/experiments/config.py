@@ -153,6 +153,11 @@ def _resolve(raw: dict[str, Any], source: _Source, stem: str) -> dict[str, Any]:
         raise source.error("experiment.seeds", "experiment.seeds is empty", "give at least one seed, e.g. seeds = [0]")
     config["models"] = _resolve_models(raw.get("models"), source)
     config["evaluations"] = _resolve_evaluations(raw.get("evaluations"), config["models"], source)
+    few_shot = {m for e in config["evaluations"].values() if e["protocol"] == "few-shot" for m in e["models"]}
+    for name, table in config["models"].items():
+        if ADAPT_KEY in table and name not in few_shot:
+            raise source.error(f"models.{name}.{ADAPT_KEY}", f"'models.{name}.{ADAPT_KEY}' is set but no few-shot "
+                               f"evaluation runs '{name}'", "adapt is read by protocol = \"few-shot\" only")
     _check_scoring(config, source)
     return config
 
