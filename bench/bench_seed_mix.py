@@ -9,7 +9,9 @@ script trains nothing: for one evaluation it prints the test macro-F1 of
   the ensemble's own row), and with the transformer's seeds bagged.
 
 The mixes are fixed in advance (equal weights), not chosen on test. A bag of N transformer
-seeds costs N trainings and N times the scoring time.
+seeds costs N trainings and N times the scoring time. Each row has a percentile bootstrap
+interval over the test comments and its mean difference (Δ) to the transformer alone on the
+same resamples, with the share of resamples where it is not ahead (a one-sided paired p).
 
 RUN is a run folder (experiments/results/ keeps only the reports, not the predictions):
 
@@ -37,11 +39,12 @@ def main() -> None:
     parser.add_argument("--svm", default="tfidf-svm", help="the run's TF-IDF SVM model name")
     parser.add_argument("--transformer", default="transformer", help="the run's transformer model name")
     parser.add_argument("--ensemble", default="ensemble", help="the run's ensemble model name (may be absent)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals and Δ")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
 
     from comment_stance.experiments import load_run
-    from comment_stance.metrics import macro_f1
+    from comment_stance.metrics import macro_f1, resampled_macro_f1
 
     run = load_run(args.run)
     models = run.models(args.evaluation)
@@ -54,32 +57,37 @@ def main() -> None:
         return ([c[2:] for c in columns], first["gold"].tolist(),
                 {s: g[columns].to_numpy(float) for s, g in by_seed.items()})
 
-    def f1(gold: list[str], classes: list[str], proba: np.ndarray) -> float:
-        return macro_f1(gold, [classes[i] for i in proba.argmax(axis=1)], classes)
-
-    print(f"bench_seed_mix: {args.run}, {args.evaluation}: test macro-F1")
-    print(f"{'what':<50}{'per seed':>26}{'mean':>8}")
-    saved = {}
-    for model in (args.svm, args.transformer, args.ensemble):
-        if model not in models:
-            continue
-        classes, gold, seeds = saved[model] = probabilities(model)
-        scores = [f1(gold, classes, p) for p in seeds.values()]
-        print(f"{model + ' alone':<50}{' '.join(f'{s:.3f}' for s in scores):>26}{np.mean(scores):>8.3f}")
+    saved = {m: probabilities(m) for m in (args.svm, args.transformer, args.ensemble) if m in models}
+    classes, gold, _ = next(iter(saved.values()))
+    rows: list[tuple[str, list[np.ndarray]]] = []  # what, its probabilities per seed (one entry: one model)
+    for model, (_, _, seeds) in saved.items():
+        rows.append((f"{model} alone", list(seeds.values())))
         if len(seeds) > 1:
-            bag = f1(gold, classes, np.mean(list(seeds.values()), axis=0))
-            print(f"{model + f' bag of {len(seeds)} seeds':<50}{'':>26}{bag:>8.3f}")
+            rows.append((f"{model} bag of {len(seeds)} seeds", [np.mean(list(seeds.values()), axis=0)]))
     if args.svm in saved and args.transformer in saved:
-        classes, gold, svm = saved[args.svm]
-        _, _, transformer = saved[args.transformer]
-        mixed = [f1(gold, classes, (svm[s] + transformer[s]) / 2) for s in transformer]
-        print(f"{'svm + transformer, same seed (the ensemble)':<50}{' '.join(f'{s:.3f}' for s in mixed):>26}"
-              f"{np.mean(mixed):>8.3f}")
+        svm, transformer = saved[args.svm][2], saved[args.transformer][2]
         bag = np.mean(list(transformer.values()), axis=0)
-        bagged = [f1(gold, classes, (svm[s] + bag) / 2) for s in svm]
-        print(f"{'svm + transformer bag of ' + str(len(transformer)) + ' seeds':<50}"
-              f"{' '.join(f'{s:.3f}' for s in bagged):>26}{np.mean(bagged):>8.3f}")
+        rows.append(("svm + transformer, same seed (the ensemble)", [(svm[s] + transformer[s]) / 2 for s in transformer]))
+        rows.append((f"svm + transformer bag of {len(transformer)} seeds", [(svm[s] + bag) / 2 for s in svm]))
 
+    def labels(proba: np.ndarray) -> list[str]:
+        return [classes[i] for i in proba.argmax(axis=1)]
+
+    # every row scored on the same bootstrap resamples of the test comments (a row with several
+    # seeds scores their mean macro-F1), so that differences between rows are paired
+    resampled = resampled_macro_f1(gold, *[[labels(p) for p in probas] for _, probas in rows], labels=classes,
+                                   n_resamples=args.resamples, seed=0)
+    reference = next((i for i, (what, _) in enumerate(rows) if what == f"{args.transformer} alone"), 0)
+    print(f"bench_seed_mix: {args.run}, {args.evaluation}: test macro-F1; 95% CI and Δ against "
+          f"'{rows[reference][0]}' over {args.resamples} paired bootstrap resamples")
+    print(f"{'what':<50}{'per seed':>20}{'mean':>8}{'95% CI':>17}{'Δ':>8}{'Δ <= 0':>9}")
+    for i, (what, probas) in enumerate(rows):
+        scores = [macro_f1(gold, labels(p), classes) for p in probas]
+        low, high = np.quantile(resampled[i], [0.025, 0.975])
+        delta = resampled[i] - resampled[reference]
+        compared = f"{np.mean(delta):>+8.3f}{np.mean(delta <= 0):>9.3f}" if i != reference else f"{'':>17}"
+        print(f"{what:<50}{' '.join(f'{x:.3f}' for x in scores) if len(scores) > 1 else '':>20}"
+              f"{np.mean(scores):>8.3f}{f'[{low:.3f}, {high:.3f}]':>17}{compared}")
 
 if __name__ == "__main__":
     main()
