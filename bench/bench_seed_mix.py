@@ -75,14 +75,14 @@ def main() -> None:
 
     # every row scored on the same bootstrap resamples of the test comments (a row with several
     # seeds scores their mean macro-F1), so that differences between rows are paired
-    resampled = resampled_macro_f1(gold, *[[labels(p) for p in probas] for _, probas in rows], labels=classes,
-                                   n_resamples=args.resamples, seed=0)
+    predicted = [[labels(p) for p in probas] for _, probas in rows]
+    resampled = resampled_macro_f1(gold, *predicted, labels=classes, n_resamples=args.resamples, seed=0)
     reference = next((i for i, (what, _) in enumerate(rows) if what == f"{args.transformer} alone"), 0)
     print(f"bench_seed_mix: {args.run}, {args.evaluation}: test macro-F1; 95% CI and Δ against "
           f"'{rows[reference][0]}' over {args.resamples} paired bootstrap resamples")
     print(f"{'what':<50}{'per seed':>20}{'mean':>8}{'95% CI':>17}{'Δ':>8}{'Δ <= 0':>9}")
-    for i, (what, probas) in enumerate(rows):
-        scores = [macro_f1(gold, labels(p), classes) for p in probas]
+    for i, (what, _) in enumerate(rows):
+        scores = [macro_f1(gold, seed_labels, classes) for seed_labels in predicted[i]]
         low, high = np.quantile(resampled[i], [0.025, 0.975])
         delta = resampled[i] - resampled[reference]
         compared = f"{np.mean(delta):>+8.3f}{np.mean(delta <= 0):>9.3f}" if i != reference else f"{'':>17}"

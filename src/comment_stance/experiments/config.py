@@ -263,13 +263,18 @@ def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[st
         if setting not in accepted:
             raise source.error(f"{key}.{setting}", f"unknown key '{key}.{setting}': adapting a '{model.family}' model "
                                "has no such setting", f"settings: {', '.join(accepted) or 'none'}")
-    if "members" in table:  # an ensemble's members that adapt: "all" or names of its members
-        names = [str(m) for m in getattr(model, "members", [])]
+    if "members" in table:  # an ensemble's members that adapt, checked as its adapt checks them
+        from ..errors import ModelError
+
+        names = [str(m) for m in model.members]
         chosen = table["members"]
-        listed = [chosen] if isinstance(chosen, str) else chosen
-        if not isinstance(listed, list) or not listed or any(m != "all" and m not in names for m in listed):
+        try:
+            if not isinstance(chosen, (str, list)):
+                raise ModelError("not a name or a list")
+            model.adapting_members(chosen, names)
+        except ModelError:
             raise source.error(f"{key}.members", f"'{key}.members' is {chosen!r}, not \"all\" or members of "
-                               "this ensemble", f"members: {', '.join(names)}; or \"all\"")
+                               "this ensemble", f"members: {', '.join(names)}; or \"all\"") from None
     return {k: _toml_safe(_none(v)) for k, v in table.items()}
 
 

@@ -210,6 +210,21 @@ class EnsembleModel(StanceModel):
             total = weight * proba if total is None else total + weight * proba
         return total
 
+    @staticmethod
+    def adapting_members(members: Sequence[str] | str, names: Sequence[str]) -> list[str]:
+        """The members that ``adapt(members=...)`` adapts, out of the ensemble's member ``names``
+        (``"all"``: every one); ``ModelError`` for a name that is not a member, or for none."""
+        if members == "all" or members == ["all"]:
+            return list(names)
+        chosen = [members] if isinstance(members, str) else list(members)
+        for name in chosen:
+            if name not in names:
+                raise ModelError(f"members names '{name}', which is not a member of this ensemble",
+                                 f"members: all, or one or more of: {', '.join(names)}")
+        if not chosen:
+            raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}, or all")
+        return chosen
+
     def adapt(self, X, y, *, C: float | None = None, lr: float | None = None, epochs: int | None = None,
               batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
@@ -232,16 +247,8 @@ class EnsembleModel(StanceModel):
         if members is None:
             default = [n for n, m in zip(names, self.members_) if m.family in ADAPT_BY_DEFAULT]
             chosen = default or names
-        elif members == "all" or members == ["all"]:
-            chosen = names
         else:
-            chosen = [members] if isinstance(members, str) else list(members)
-        for name in chosen:
-            if name not in names:
-                raise ModelError(f"members names '{name}', which is not a member of this ensemble",
-                                 f"members: all, or one or more of: {', '.join(names)}")
-        if not chosen:
-            raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}, or all")
+            chosen = self.adapting_members(members, names)
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
