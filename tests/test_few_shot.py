@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from comment_stance.cli import app
 from comment_stance.data import load_dataset, table_sha256
-from comment_stance.errors import ConfigError, DataError, ModelError
+from comment_stance.errors import ConfigError, DataError, ModelError, OutputError
 from comment_stance.experiments import load_config, run_experiment
 from comment_stance.experiments.protocols import draw_shots
 from comment_stance.models import make_model
@@ -207,6 +207,30 @@ def test_protocol_runs_end_to_end_and_writes_the_curve(tiny_dir, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "few-shot learning curve" in (run_.folder / "report.html").read_text()
 
+
+def test_an_interrupted_few_shot_run_resumes_from_its_finished_groups(tiny_dir, tmp_path):
+    config = _tiny_few_shot(tiny_dir)
+    reference = run_experiment(config, out=tmp_path / "reference", report=False)
+    groups = []
+
+    def stop(event):  # Ctrl-C once the first held-out group of the few-shot job has finished
+        if event["kind"] == "fold" and event["evaluation"] == "few":
+            groups.append(event["fold"])
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, out=tmp_path / "run", report=False, on_event=stop)
+    kept = tmp_path / "run.checkpoints" / "folds" / "few" / "tfidf-logreg" / "seed-0" / f"{groups[0]}.json"
+    assert kept.is_file()
+    resumed = run_experiment(config, out=tmp_path / "run", report=False, resume=True)
+    assert resumed.metrics == reference.metrics
+    assert [t["fold"] for t in resumed.info["resumed"]["taken"]] == ["test", "test", groups[0]]
+    changed = {**config, "models": {"tfidf-logreg": {**config["models"]["tfidf-logreg"], "adapt": {"C": 0.1}}}}
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, out=tmp_path / "again", report=False, on_event=stop)
+    # the fixed split's folds are taken (adapt plays no part there); the group's adaptation changed
+    with pytest.raises(OutputError, match=rf"few/tfidf-logreg/seed-0/{groups[0]}\.json: was written for other"):
+        run_experiment(changed, out=tmp_path / "again", report=False, resume=True)
 
 def test_protocol_with_the_train_file_as_base(tiny_dir, tmp_path):
     data = load_dataset(tiny_dir)

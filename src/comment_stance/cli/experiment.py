@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,6 +43,10 @@ def run_cli(
                                        help="Run folder; default: <runs_dir>/<name>-<timestamp> (experiments/runs/...)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an existing run folder (only one this command wrote)."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue an interrupted run to --out: take the folds it finished "
+                                     "(kept in <out>.checkpoints) instead of training them again; with "
+                                     "nothing to resume, start."),
     json_out: bool = JSON_OUT,
     quiet: bool = QUIET,
 ) -> None:
@@ -49,6 +54,9 @@ def run_cli(
 
     Change any config value with a dotted option, e.g.
     stance experiment run experiments/baseline.toml --models.transformer.epochs 1 --experiment.seeds 0,1
+
+    Every finished fold is kept beside the run folder until the run is complete; after an
+    interruption, the same command with --resume (and the same --out) continues from them.
     """
     from ..experiments import load_config, run_experiment
     from ..report import leaderboard, markdown
@@ -59,17 +67,27 @@ def run_cli(
     show = not (quiet or json_out)
 
     def on_event(event: dict[str, Any]) -> None:
+        if event["kind"] == "interrupted":  # shown even with --quiet: it says how not to lose the work
+            again = " ".join(shlex.quote(a) for a in ["stance", "experiment", "run", str(config), *ctx.args,
+                                                      "--out", event["folder"],
+                                                      *(["--overwrite"] if overwrite else []), "--resume"])
+            typer.echo(f"stopped: {event['folds']} finished fold(s) kept in {event['checkpoints']}; "
+                       f"continue with: {again}", err=True)
+            return
         if not show:
             return
         if event["kind"] == "plan":
             console.print(f"[bold]{resolved['experiment']['name']}[/bold]: {event['jobs']} training job(s) "
                           f"-> {event['folder']}")
+            if event.get("checkpoints"):
+                console.print(f"resuming: {event['checkpoints']} finished fold(s) in {event['folder']}.checkpoints")
         elif event["kind"] == "job":
             width = len(str(event["jobs"]))
             console.print(f"[{event['number']:>{width}}/{event['jobs']}] {event['evaluation']} · {event['model']} · "
                           f"seed {event['seed']}  macro-F1 {event['macro_f1']:.3f}  (train {event['train_s']:.1f} s)")
 
-    run = run_experiment(config, overrides=overrides, out=out, overwrite=overwrite, progress=show, on_event=on_event)
+    run = run_experiment(config, overrides=overrides, out=out, overwrite=overwrite, progress=show, on_event=on_event,
+                         resume=resume)
     if json_out:
         print_json(leaderboard(run))
     elif not quiet:

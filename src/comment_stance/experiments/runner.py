@@ -4,6 +4,7 @@ assembled into a run folder."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import DataError
 from ..persist import check_destination, staged_folder
+from .checkpoints import Checkpoints, fingerprint
 from .config import adapt_params, dump_toml, load_config, model_params
 from .protocols import EvaluationData, load_evaluation_data
 from .runs import RUN_FILES, Run, _command_line, _plain, _write_json, environment, load_run
@@ -79,6 +81,7 @@ def run_experiment(
     progress: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     report: bool = True,
+    resume: bool = False,
 ) -> "Run":
     """Train and test every model of ``config`` under each of its evaluations and seeds, and
     write a run folder (see the module docstring). Returns the loaded :class:`Run`.
@@ -89,30 +92,49 @@ def run_experiment(
     into place at the end, so an interrupted run leaves nothing half-written. ``on_event``
     receives a dict after every fold (``kind="fold"``) and job (``kind="job"``); ``progress``
     lets models that can (the transformer) show their own progress bars.
+
+    Every finished fold is also kept in ``<folder>.checkpoints`` (see
+    :mod:`~comment_stance.experiments.checkpoints`) until the run folder is complete; when a run
+    is interrupted, ``resume=True`` with the same ``out`` takes those folds instead of training
+    them again (``on_event`` gets ``kind="interrupted"`` with the count). Which folds were taken,
+    and when and by which code they were written, is recorded in ``run.json`` under ``resumed``.
     """
     source_path = None if isinstance(config, dict) else str(config)
     config = load_config(config, overrides)  # a resolved config resolves to itself
     emit = on_event or (lambda event: None)
     folder = _run_folder(config, out, overwrite)
+    checkpoints = Checkpoints(folder, resume=resume, overwrite=overwrite)
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     annotations = _read_annotations(config["scoring"]["annotations"])
     data = {name: load_evaluation_data(name, spec) for name, spec in config["evaluations"].items()}
     _check_backbones(config)
     jobs = plan(config)
-    emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder)})
+    emit({"kind": "plan", "jobs": len(jobs), "folder": str(folder), "checkpoints": checkpoints.count()})
 
     with staged_folder(folder, overwrite=overwrite, kind="run") as staging:
         metrics: dict[str, Any] = {"evaluations": {}}
         timings: dict[str, Any] = {"evaluations": {}}
         predictions: dict[tuple[str, str], list[list[str]]] = {}
         fitted = FittedModels()
+        total_folds = 0
         for number, job in enumerate(jobs, start=1):
-            if data[job.evaluation].spec["protocol"] == "few-shot":
-                result = _run_few_shot_job(job, config, data[job.evaluation], staging, annotations, progress, emit,
-                                           fitted)
-            else:
-                result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit, fitted)
+            try:
+                if data[job.evaluation].spec["protocol"] == "few-shot":
+                    result = _run_few_shot_job(job, config, data[job.evaluation], staging, annotations, progress,
+                                               emit, fitted, checkpoints)
+                else:
+                    result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit,
+                                      fitted, checkpoints)
+            except BaseException:
+                kept = checkpoints.count()
+                if kept:
+                    emit({"kind": "interrupted", "folder": str(folder), "checkpoints": str(checkpoints.folder),
+                          "folds": kept})
+                elif checkpoints.folder.is_dir():
+                    shutil.rmtree(checkpoints.folder, ignore_errors=True)
+                raise
+            total_folds += result["timing"]["folds"]
             predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
             evaluation = metrics["evaluations"].setdefault(job.evaluation, _evaluation_header(data[job.evaluation]))
             evaluation["models"].setdefault(job.model, {"seeds": {}})["seeds"][str(job.seed)] = result["metrics"]
@@ -127,6 +149,9 @@ def run_experiment(
                     continue
                 gold = data[name].table["label"].astype(str).tolist()
                 entry["summary"] = summarize(entry["seeds"], gold, predictions[(name, model)], config["scoring"])
+        saved = checkpoints.folder / "models"
+        if saved.is_dir():  # save_models: the fixed-split models, kept with the checkpoints until now
+            shutil.move(str(saved), str(staging / "models"))
         timings["total_s"] = round(time.perf_counter() - wall, 3)
         finished = datetime.now(timezone.utc)
         info = {
@@ -143,6 +168,9 @@ def run_experiment(
                             "sha256": d.hashes} for name, d in data.items()},
             "comment_stance": __version__,
         }
+        resumed = checkpoints.summary(total_folds)
+        if resumed:
+            info["resumed"] = resumed
         _write_json(staging / RUN_FILES["metrics"], metrics)
         _write_json(staging / RUN_FILES["timings"], timings)
         _write_json(staging / RUN_FILES["run"], info)
@@ -155,6 +183,7 @@ def run_experiment(
 
             staged = Run(staging)
             write_report(staged, staging, board={**leaderboard(staged), "run": folder.name})
+    checkpoints.remove()  # the run folder is complete: they have served
     run = load_run(folder)
     emit({"kind": "done", "folder": str(folder), "duration_s": timings["total_s"]})
     return run
@@ -225,8 +254,19 @@ class FittedModels:
         return fitted, seconds, reused
 
 
+def _evaluation_print(config: dict[str, Any], data: EvaluationData) -> dict[str, Any]:
+    """What of an evaluation decides its folds' results, for checkpoint fingerprints."""
+    return {"spec": {k: v for k, v in data.spec.items() if k not in ("models", "seeds")}, "data": data.hashes,
+            "polar": config["scoring"]["polar"]}
+
+
+def _ids_print(*tables: pd.DataFrame | None) -> str:
+    return fingerprint(ids=[None if table is None else [str(i) for i in table["id"]] for table in tables])
+
+
 def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path, annotations: pd.DataFrame | None,
-             progress: bool, emit: Callable, fitted_models: FittedModels | None = None) -> dict[str, Any]:
+             progress: bool, emit: Callable, fitted_models: FittedModels | None = None,
+             checkpoints: Checkpoints | None = None) -> dict[str, Any]:
     from ..data import Dataset
     from ..evaluation import evaluate_model
     from ..metrics import score
@@ -245,33 +285,55 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
     save = config["experiment"]["save_models"] and data.spec["protocol"] == "fixed"
     fitted_models = fitted_models or FittedModels()
     fitted_models.scope(job.evaluation, job.seed)
+    evaluation_print = _evaluation_print(config, data)
     for fold in data.folds(job.seed):
         dataset = Dataset(train=fold.train, dev=fold.dev, source=Path(data.spec["data"]))
         estimator_params = dict(params)
         if "seed" in _known_params(preset):
             estimator_params["seed"] = job.seed
-        model_folder = staging / "models" / job.evaluation / job.model / f"seed-{job.seed}" if save else None
-        fitted, fit_s, taken = fitted_models.fit(fold.name, dataset, preset, estimator_params, model_folder, progress)
-        reused += taken
-        start = time.perf_counter()
-        result = evaluate_model(fitted.model, fold.test, polar=polar, context=data.context or [fold.train],
-                                n_resamples=0, return_predictions=True)
-        elapsed = time.perf_counter() - start
+        model_folder = None
+        if save:
+            model_folder = (checkpoints.model_folder(job.evaluation, job.model, job.seed) if checkpoints
+                            else staging / "models" / job.evaluation / job.model / f"seed-{job.seed}")
+        print_ = fingerprint(kind="fold", evaluation=evaluation_print, preset=preset, params=estimator_params,
+                             fold=fold.name, ids=_ids_print(fold.train, fold.dev, fold.test))
+        stored = None
+        if checkpoints is not None and (model_folder is None or model_folder.is_dir()):
+            stored = checkpoints.load(job.evaluation, job.model, job.seed, fold.name, print_)
+        if stored is None:
+            if model_folder is not None and model_folder.exists():  # written before an interruption, never checkpointed
+                shutil.rmtree(model_folder)
+            fitted, fit_s, taken = fitted_models.fit(fold.name, dataset, preset, estimator_params, model_folder,
+                                                     progress)
+            start = time.perf_counter()
+            result = evaluate_model(fitted.model, fold.test, polar=polar, context=data.context or [fold.train],
+                                    n_resamples=0, return_predictions=True)
+            elapsed = time.perf_counter() - start
+            labels = [str(c) for c in fitted.model.classes_]
+            stored = {"ids": [_plain(i) for i in fold.test["id"]], "predicted": [str(p) for p in result["predictions"]],
+                      "probabilities": [[round(float(p), 6) for p in proba] for proba in result["probabilities"]],
+                      "labels": labels,
+                      "scores": {k: result[k] for k in ("n", "accuracy", "macro_f1", "f_avg") if k in result},
+                      "train_s": fit_s, "predict_s": elapsed, "reused": taken}
+            if model_folder is not None:
+                write_metrics(model_folder, {data.spec.get("test_split", "test"): result})
+            if checkpoints is not None:
+                checkpoints.save(job.evaluation, job.model, job.seed, fold.name, print_, stored)
+        fit_s = stored["train_s"]
+        reused += stored["reused"]
         train_s += fit_s
-        predict_s += elapsed
-        labels = [str(c) for c in fitted.model.classes_]
+        predict_s += stored["predict_s"]
+        labels = stored["labels"]
         classes.update(labels)
-        for row_id, label, proba in zip(fold.test["id"], result["predictions"], result["probabilities"]):
+        for row_id, label, proba in zip(stored["ids"], stored["predicted"], stored["probabilities"]):
             i = position[row_id]
             predicted[i] = label
-            probabilities[i] = {c: round(float(p), 6) for c, p in zip(labels, proba)}
+            probabilities[i] = dict(zip(labels, proba))
             fold_of[i] = fold.name
-        fold_scores = {k: result[k] for k in ("n", "accuracy", "macro_f1", "f_avg") if k in result}
+        fold_scores = stored["scores"]
         folds.append({"fold": fold.name, **fold_scores})
-        if model_folder is not None:
-            write_metrics(model_folder, {data.spec.get("test_split", "test"): result})
         emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed, "fold": fold.name,
-              "macro_f1": result["macro_f1"], "train_s": fit_s})
+              "macro_f1": fold_scores["macro_f1"], "train_s": fit_s})
     table = data.table
     gold = table["label"].astype(str).tolist()
     labels = sorted(classes | set(gold))
@@ -300,7 +362,8 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
 
 def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Path,
                       annotations: pd.DataFrame | None, progress: bool, emit: Callable,
-                      fitted_models: FittedModels | None = None) -> dict[str, Any]:
+                      fitted_models: FittedModels | None = None,
+                      checkpoints: Checkpoints | None = None) -> dict[str, Any]:
     """One model and seed under the few-shot protocol: for each held-out group a base model (shared
     by the groups when it learns from the train file), then for each number of shots the base
     adapted on that many comments of the group (with the model's ``adapt`` settings, else its
@@ -324,7 +387,20 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
     rows = reused = 0
     fitted_models = fitted_models or FittedModels()
     fitted_models.scope(job.evaluation, job.seed)
+    evaluation_print = _evaluation_print(config, data)
     for group in data.few_shot_groups():
+        print_ = fingerprint(kind="few-shot", evaluation=evaluation_print, preset=preset, params=estimator_params,
+                             adapt=settings, group=group.name, ids=_ids_print(group.train, group.dev, group.heldout))
+        stored = checkpoints.load(job.evaluation, job.model, job.seed, group.name, print_) if checkpoints else None
+        if stored is not None:
+            groups[group.name] = stored["scores"]
+            train_s, adapt_s, predict_s = train_s + stored["train_s"], adapt_s + stored["adapt_s"], \
+                predict_s + stored["predict_s"]
+            rows, reused = rows + stored["rows"], reused + stored["reused"]
+            emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed,
+                  "fold": group.name, "macro_f1": stored["scores"]["macro_f1"][str(shots[-1])], "train_s": train_s})
+            continue
+        before = {"train_s": train_s, "adapt_s": adapt_s, "predict_s": predict_s, "rows": rows, "reused": reused}
         key = id(group.train)
         if key not in bases:
             dataset = Dataset(train=group.train, dev=group.dev, source=Path(data.spec["data"]))
@@ -355,6 +431,10 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
             scores["macro_f1"][str(k)] = result["macro_f1"]
             scores["accuracy"][str(k)] = result["accuracy"]
         groups[group.name] = scores
+        if checkpoints is not None:
+            spent = {"train_s": train_s, "adapt_s": adapt_s, "predict_s": predict_s, "rows": rows, "reused": reused}
+            checkpoints.save(job.evaluation, job.model, job.seed, group.name, print_,
+                             {"scores": scores, **{k: spent[k] - before[k] for k in spent}})
         emit({"kind": "fold", "evaluation": job.evaluation, "model": job.model, "seed": job.seed, "fold": group.name,
               "macro_f1": scores["macro_f1"][str(shots[-1])], "train_s": train_s})
     curve = {str(k): float(np.mean([g["macro_f1"][str(k)] for g in groups.values()])) for k in shots}
