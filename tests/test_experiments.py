@@ -321,6 +321,12 @@ bootstrap = 50
     assert (first.folder / "metrics.json").read_text() == (second.folder / "metrics.json").read_text()
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "experiments").glob("*.toml")))
+def test_every_committed_config_resolves(name, in_repo):
+    config = load_config(REPO / "experiments" / name)
+    assert plan(config) and config["experiment"]["name"] == name.removesuffix(".toml")
+
+
 @pytest.mark.parametrize("name", ["baseline.toml", "full-study.toml"])
 def test_committed_configs_resolve(name, in_repo):
     config = load_config(REPO / "experiments" / name)
