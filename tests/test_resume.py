@@ -79,6 +79,11 @@ def test_an_interrupted_run_resumes_without_training_its_finished_folds_again(tm
     assert resumed["folds"] == 7 and resumed["of"] == total and len(resumed["taken"]) == 7
     assert resumed["comment_stance"] and resumed["written"][0] <= resumed["written"][1]
     assert not checkpoint_folder(out).exists()  # the run folder is complete: the checkpoints are gone
+    from comment_stance.report import leaderboard, markdown
+
+    assert f"resumed: 7 of {total} folds taken from checkpoints written {resumed['written'][0]}" in \
+        markdown(leaderboard(run))
+    assert "resumed:" not in markdown(leaderboard(reference))
 
 
 def test_checkpoints_are_never_dropped_without_being_asked(tmp_path, trained):

@@ -102,6 +102,7 @@ def leaderboard(run: Run | str | Path, *, significance: str | None = None, n_res
         "description": info.get("description", ""),
         "finished_at": info["finished_at"],
         "duration_s": info["duration_s"],
+        "resumed": {k: v for k, v in info["resumed"].items() if k != "taken"} if info.get("resumed") else None,
         "commit": (environment.get("git") or {}).get("commit"),
         "config_file": info.get("config_file"),
         "overrides": info.get("overrides", {}),
@@ -233,6 +234,16 @@ def _describe_curve(curve: dict[str, Any]) -> str:
             f"{', '.join(map(str, curve['shots']))} labelled comments)")
 
 
+def _resumed_text(board: dict[str, Any]) -> str:
+    """For a run continued with ``--resume``: how many folds came from the interrupted sittings."""
+    resumed = board.get("resumed")
+    if not resumed:
+        return ""
+    written = resumed.get("written") or ["?", "?"]
+    return (f" · resumed: {resumed['folds']} of {resumed['of']} folds taken from checkpoints written {written[0]} "
+            f"to {written[1]} (the time is the last sitting's)")
+
+
 def markdown(board: dict[str, Any], *, details: bool = True) -> str:
     """The leaderboard as Markdown: one table per evaluation, then (with ``details``) the
     per-article scores and the notes on how every number was computed."""
@@ -241,7 +252,8 @@ def markdown(board: dict[str, Any], *, details: bool = True) -> str:
         lines += [board["description"], ""]
     commit = (board["commit"] or "unknown")[:10]
     lines += [f"Run `{board['run']}` · commit `{commit}` · finished {board['finished_at']} · "
-              f"{_seeds_text(board['seeds'])} · {board['duration_s'] / 60:.1f} min on {board['machine']}", ""]
+              f"{_seeds_text(board['seeds'])} · {board['duration_s'] / 60:.1f} min on {board['machine']}"
+              f"{_resumed_text(board)}", ""]
     for evaluation, ev in board["evaluations"].items():
         lines += [f"## {evaluation}: {describe_protocol(ev)} on `{ev['data']}` ({ev['n']} test comments"
                   f"{_own_seeds(ev, board)})", ""]
@@ -374,7 +386,7 @@ def html_page(board: dict[str, Any], run: Run) -> str:
     commit = (board["commit"] or "unknown")[:10]
     parts.append(f"<p class=\"meta\">Run <code>{_e(board['run'])}</code> · commit <code>{_e(commit)}</code> · finished "
                  f"{_e(board['finished_at'])} · {_e(_seeds_text(board['seeds']))} · {board['duration_s'] / 60:.1f} min on "
-                 f"{_e(board['machine'])}</p>")
+                 f"{_e(board['machine'])}{_e(_resumed_text(board))}</p>")
     for evaluation, ev in board["evaluations"].items():
         parts.append(f"<h2>{_e(evaluation)}: {_e(describe_protocol(ev))} on <code>{_e(ev['data'])}</code> "
                      f"({ev['n']} test comments{_e(_own_seeds(ev, board))})</h2>")
