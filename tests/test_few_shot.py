@@ -292,12 +292,38 @@ def test_a_models_adapt_settings_reach_adapt_in_the_protocol_and_its_base_is_sha
     seeds = run_.metrics["evaluations"]["few"]["models"]
     assert seeds["svm-only"]["seeds"]["0"]["groups"]["art0"]["macro_f1"]["0"] == \
         seeds["both"]["seeds"]["0"]["groups"]["art0"]["macro_f1"]["0"]  # one base, unadapted
-    assert run_.timings["evaluations"]["few"]["svm-only"]["0"]["reused_members"] == 2 * 2
+    # its base is "both"'s (same members and settings), taken whole: one per held-out article
+    assert run_.timings["evaluations"]["few"]["svm-only"]["0"]["reused_members"] == 2
     # the run folder's config keeps the settings and loads back to the same config
     saved = load_config(run_.folder / "config.toml")
     assert saved["models"]["svm-only"]["adapt"] == {"members": "tfidf-svm", "C": 0.01}
     assert saved["models"] == run_.config["models"]
 
+
+def test_two_models_that_differ_only_in_adapt_share_one_base(tiny_dir, tmp_path, monkeypatch):
+    import comment_stance.training as training
+
+    trained = []
+    train = training.train
+
+    def counting(dataset, estimator, *args, **kwargs):
+        trained.append(type(estimator).__name__)
+        return train(dataset, estimator, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train", counting)
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"svm": {"preset": "tfidf-svm"}, "svm-soft": {"preset": "tfidf-svm", "adapt": {"C": 0.01}},
+                        "svm-other": {"preset": "tfidf-svm", "C": 0.25}}
+    config["experiment"]["seeds"] = [0]
+    del config["evaluations"]["fixed"], config["evaluations"]["few"]["reference"]
+    run_ = run_experiment(config, out=tmp_path / "run", report=False)
+    assert len(trained) == 2 * 2  # per held-out article: svm's base (svm-soft takes it) and svm-other's
+    timings = run_.timings["evaluations"]["few"]
+    assert timings["svm-soft"]["0"]["reused_members"] == 2 and "reused_members" not in timings["svm-other"]["0"]
+    assert timings["svm-soft"]["0"]["train_s"] == timings["svm"]["0"]["train_s"]
+    models = run_.metrics["evaluations"]["few"]["models"]
+    curves = {name: entry["seeds"]["0"]["macro_f1"] for name, entry in models.items()}
+    assert curves["svm-soft"]["0"] == curves["svm"]["0"]  # the same base, before any adaptation
 
 @pytest.mark.parametrize("adapt, message", [
     ({"lr": 1e-5}, "unknown key 'models.tfidf-logreg.adapt.lr': adapting a 'tfidf' model has no such setting"),

@@ -233,15 +233,25 @@ class FittedModels:
         return lambda preset, params: self._models.get(self._key(fold, preset, params))
 
     def fit(self, fold: str, dataset: Any, preset: str, params: dict[str, Any], folder: Path | None,
-            progress: bool) -> tuple[Any, float, int]:
+            progress: bool, whole: bool = False) -> tuple[Any, float, int]:
         """Train ``preset`` on ``dataset`` (an ensemble taking the members already fitted on
         ``fold``), remember it, and return the training result, its cost in seconds (an
-        ensemble's includes its reused members' training) and how many members were reused."""
+        ensemble's includes its reused members' training) and how many models were reused.
+
+        With ``whole`` (the few-shot protocol's bases, which are never saved) a model already
+        fitted on ``fold`` with the same preset and settings is taken as it is: two models that
+        differ only in how they adapt share their base."""
+        from types import SimpleNamespace
+
         from ..models import make_model
         from ..training import train
 
         estimator = make_model(preset, **params)
         settings = estimator.get_params(deep=False)
+        if whole and folder is None:
+            found = self.lookup(fold)(preset, settings)
+            if found is not None:
+                return SimpleNamespace(model=found[0], time_s=found[1]), found[1], 1
         if hasattr(estimator, "reuse"):
             estimator.reuse(self.lookup(fold))
         fitted = train(dataset, estimator, folder, evaluate_on=(), progress=progress, preset=preset)
@@ -405,7 +415,8 @@ def _run_few_shot_job(job: Job, config: dict[str, Any], data: EvaluationData, st
         if key not in bases:
             dataset = Dataset(train=group.train, dev=group.dev, source=Path(data.spec["data"]))
             base_name = "base" if data.spec["base"] == "train-file" else f"base-{group.name}"
-            fitted, fit_s, taken = fitted_models.fit(base_name, dataset, preset, estimator_params, None, progress)
+            fitted, fit_s, taken = fitted_models.fit(base_name, dataset, preset, estimator_params, None, progress,
+                                                     whole=True)
             bases[key] = fitted.model
             train_s += fit_s
             reused += taken
