@@ -325,16 +325,28 @@ def test_two_models_that_differ_only_in_adapt_share_one_base(tiny_dir, tmp_path,
     curves = {name: entry["seeds"]["0"]["macro_f1"] for name, entry in models.items()}
     assert curves["svm-soft"]["0"] == curves["svm"]["0"]  # the same base, before any adaptation
 
+
 @pytest.mark.parametrize("adapt, message", [
     ({"lr": 1e-5}, "unknown key 'models.tfidf-logreg.adapt.lr': adapting a 'tfidf' model has no such setting"),
     ({"seed": 3}, "'models.tfidf-logreg.adapt.seed' is set"),
     ("all", "'models.tfidf-logreg.adapt' is 'all', not a table"),
+    ({"C": "0.1"}, "'models.tfidf-logreg.adapt.C' is '0.1', not a number"),
+    ({"C": True}, "'models.tfidf-logreg.adapt.C' is True, not a number"),
 ])
 def test_adapt_settings_a_family_does_not_take_are_refused_before_training(tiny_dir, adapt, message):
     config = _tiny_few_shot(tiny_dir)
     config["models"]["tfidf-logreg"]["adapt"] = adapt
     with pytest.raises(ConfigError, match=message):
         load_config(config)
+
+
+def test_adapt_values_of_the_wrong_type_are_refused_before_a_transformer_trains(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"tr": {"preset": "transformer", "adapt": {"lr": 1e-5, "epochs": 2.5}}}
+    with pytest.raises(ConfigError, match=r"'models.tr.adapt.epochs' is 2.5, not a whole number.*epochs = 4"):
+        load_config(config)
+    config["models"]["tr"]["adapt"] = {"lr": 1, "epochs": 2, "warmup_ratio": 0.0}  # an int is a fine float
+    assert load_config(config)["models"]["tr"]["adapt"]["lr"] == 1
 
 
 def test_an_ensembles_adapt_members_must_be_its_own(tiny_dir):

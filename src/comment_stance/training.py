@@ -298,6 +298,27 @@ def adapt_setting_names(model: StanceModel) -> list[str]:
     return [name for name in _adapt_settings(model) if name not in ("progress", "dev")]
 
 
+def adapt_setting_types(model: StanceModel) -> dict[str, type]:
+    """``int`` or ``float`` for each numeric setting of ``model.adapt``, read from its annotation
+    (``"float | None"`` is a float); settings of other types are left out.
+
+    >>> from comment_stance.models import make_model
+    >>> adapt_setting_types(make_model("transformer"))["epochs"], adapt_setting_types(make_model("tfidf-svm"))
+    (<class 'int'>, {'C': <class 'float'>})
+    """
+    import inspect
+
+    types: dict[str, type] = {}
+    for name, parameter in inspect.signature(model.adapt).parameters.items():
+        words = str(parameter.annotation).replace("|", " ").split()
+        if name in adapt_setting_names(model) and words:
+            if "float" in words:
+                types[name] = float
+            elif "int" in words:
+                types[name] = int
+    return types
+
+
 def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
     from .errors import ModelError
 

@@ -251,9 +251,10 @@ def _resolve_models(models: Any, source: _Source) -> dict[str, dict[str, Any]]:
 def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[str, Any]:
     """A model's ``adapt`` table: settings the few-shot protocol passes to ``adapt`` (checked
     against what the model's family accepts, before anything trains)."""
-    from ..training import adapt_setting_names
+    from ..training import adapt_setting_names, adapt_setting_types
 
     accepted = [k for k in adapt_setting_names(model) if k != "seed"]
+    types = adapt_setting_types(model)
     if not isinstance(table, dict):
         raise source.error(key, f"'{key}' is {table!r}, not a table",
                            f"write e.g. {key} = {{ {accepted[0] if accepted else 'C'} = ... }}")
@@ -263,6 +264,12 @@ def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[st
         if setting not in accepted:
             raise source.error(f"{key}.{setting}", f"unknown key '{key}.{setting}': adapting a '{model.family}' model "
                                "has no such setting", f"settings: {', '.join(accepted) or 'none'}")
+        value, wanted = table[setting], types.get(setting)
+        numbers = (int, float) if wanted is float else (int,)
+        if wanted and (isinstance(value, bool) or not isinstance(value, numbers)):
+            example = "1e-5" if wanted is float else "4"
+            raise source.error(f"{key}.{setting}", f"'{key}.{setting}' is {value!r}, not {'a number' if wanted is float else 'a whole number'}",
+                               f"write e.g. {setting} = {example}, without quotes")
     if "members" in table:  # an ensemble's members that adapt, checked as its adapt checks them
         from ..errors import ModelError
 
