@@ -355,8 +355,23 @@ def test_an_ensembles_adapt_members_must_be_its_own(tiny_dir):
                                  "adapt": {"members": ["tfidf-svm", "transformer"]}}}
     with pytest.raises(ConfigError, match=r"'models.both.adapt.members' is .*\(members: tfidf-svm, tfidf-logreg; or"):
         load_config(config)
-    config["models"]["both"]["adapt"] = {"members": ["all"], "lr": 1e-5, "C": 2.0}
-    assert load_config(config)["models"]["both"]["adapt"] == {"members": ["all"], "lr": 1e-5, "C": 2.0}
+    config["models"]["both"]["adapt"] = {"members": ["all"], "C": 2.0}
+    assert load_config(config)["models"]["both"]["adapt"] == {"members": ["all"], "C": 2.0}
+
+
+def test_an_ensembles_adapt_setting_no_adapting_member_takes_is_refused_before_training(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"both": {"preset": "ensemble", "members": ["tfidf-svm", "transformer"],
+                                 "adapt": {"lr": 1e-5}}}  # by default only the TF-IDF member adapts
+    with pytest.raises(ConfigError, match=r"'models.both.adapt.lr' is taken by no member that adapts "
+                                          r"\(adapting members: tfidf-svm; set models.both.adapt.members"):
+        load_config(config)
+    for adapt in ({"lr": 1e-5, "members": "all"}, {"lr": 1e-5, "members": "transformer"}, {"C": 2.0}):
+        config["models"]["both"]["adapt"] = adapt
+        assert load_config(config)["models"]["both"]["adapt"] == adapt
+    config["models"]["both"]["adapt"] = {"C": 2.0, "members": "transformer"}
+    with pytest.raises(ConfigError, match="'models.both.adapt.C' is taken by no member that adapts"):
+        load_config(config)
 
 
 def test_adapt_on_a_model_no_few_shot_evaluation_runs_is_refused(tiny_dir):

@@ -282,6 +282,12 @@ def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[st
         except ModelError:
             raise source.error(f"{key}.members", f"'{key}.members' is {chosen!r}, not \"all\" or members of "
                                "this ensemble", f"members: {', '.join(names)}; or \"all\"") from None
+    if hasattr(model, "adapt_plan"):  # an ensemble: every setting must reach a member that adapts
+        adapting, unused = model.adapt_plan(table.get("members"), [k for k in table if k != "members"])
+        if unused:
+            raise source.error(f"{key}.{unused[0]}", f"'{key}.{unused[0]}' is taken by no member that adapts",
+                               f"adapting members: {', '.join(adapting)}; set {key}.members (\"all\" adapts every "
+                               "member)")
     return {k: _toml_safe(_none(v)) for k, v in table.items()}
 
 

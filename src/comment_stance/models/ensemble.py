@@ -225,6 +225,28 @@ class EnsembleModel(StanceModel):
             raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}, or all")
         return chosen
 
+    def adapt_plan(self, members: Sequence[str] | str | None, settings: Sequence[str],
+                   member_models: Sequence[StanceModel] | None = None) -> tuple[list[str], list[str]]:
+        """Which members ``adapt(members=..., **settings)`` adapts, and which of ``settings`` no
+        adapting member takes (``adapt`` refuses those). By default (``members=None``) the members
+        of the families in :data:`ADAPT_BY_DEFAULT` adapt, or every member when there is none.
+        Read from ``member_models`` (the fitted members) or, before fitting, from the presets, so
+        that an experiment config is checked before anything trains.
+
+        >>> EnsembleModel(members=["tfidf-svm", "transformer"]).adapt_plan(None, ["C", "lr"])
+        (['tfidf-svm'], ['lr'])
+        """
+        from ..training import _adapt_settings
+
+        names = self._member_names()
+        models = list(member_models) if member_models is not None else [self._make_member(n) for n in names]
+        if members is None:
+            chosen = [n for n, m in zip(names, models) if m.family in ADAPT_BY_DEFAULT] or names
+        else:
+            chosen = self.adapting_members(members, names)
+        taken = {k for name, model in zip(names, models) if name in chosen for k in _adapt_settings(model)}
+        return chosen, sorted(set(settings) - taken - {"dev", "progress"})
+
     def adapt(self, X, y, *, C: float | None = None, lr: float | None = None, epochs: int | None = None,
               batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
@@ -244,31 +266,24 @@ class EnsembleModel(StanceModel):
 
         self._check_fitted()
         names = self._member_names()
-        if members is None:
-            default = [n for n, m in zip(names, self.members_) if m.family in ADAPT_BY_DEFAULT]
-            chosen = default or names
-        else:
-            chosen = self.adapting_members(members, names)
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
-        adapted_members, used, records = [], set(), []
+        chosen, unused = self.adapt_plan(members, list(given), self.members_)
+        if unused:  # refused before any member adapts
+            kept = [name for name in names if name not in chosen]
+            raise ModelError(f"no adapting member of this ensemble adapts with '{unused[0]}'",
+                             f"adapting members: {', '.join(chosen)}"
+                             + (f"; kept: {', '.join(kept)} (members=all adapts every member)" if kept else ""))
+        adapted_members, records = [], []
         for name, member in zip(names, self.members_):
             if name not in chosen:
                 adapted_members.append(member)
                 records.append({"method": "kept"})
                 continue
             accepted = _adapt_settings(member)
-            settings = {k: v for k, v in given.items() if k in accepted}
-            used.update(settings)
-            adapted_members.append(member.adapt(X, y, **settings))
+            adapted_members.append(member.adapt(X, y, **{k: v for k, v in given.items() if k in accepted}))
             records.append(getattr(adapted_members[-1], "adaptation_", {}))
-        unused = sorted(set(given) - used - {"dev", "progress"})
-        if unused:
-            kept = [name for name in names if name not in chosen]
-            raise ModelError(f"no adapting member of this ensemble adapts with '{unused[0]}'",
-                             f"adapting members: {', '.join(chosen)}"
-                             + (f"; kept: {', '.join(kept)} (members=all adapts every member)" if kept else ""))
         adapted = copy.copy(self)
         adapted.fitted_lookup = None
         adapted._set_members(adapted_members)
