@@ -105,7 +105,9 @@ def fingerprint(folder: Path, kind: str):
     from comment_stance.experiments import load_run
 
     run = load_run(folder)
-    info = {k: v for k, v in run.info.items() if k not in ("started_at", "finished_at", "duration_s", "command")}
+    # how the run came about (when, by which command, which folds a --resume took) is not what it holds
+    info = {k: v for k, v in run.info.items()
+            if k not in ("started_at", "finished_at", "duration_s", "command", "resumed")}
     predictions = {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.glob("predictions/**/*.jsonl"))}
     html, md = folder / "report.html", folder / "report.md"
     reports = {"report.html": html.is_file() and html.read_text().rstrip().endswith("</html>"),

@@ -29,8 +29,10 @@ DRIVER = Path(__file__).with_name("fault_driver.py")
 TINY = str(FIXTURES / "tiny")
 TFIDF = ["train", "--data", TINY, "--model", "tfidf-logreg", "--param", "char_ngrams=none", "--out", "{out}", "-q"]
 MAJORITY = ["train", "--data", TINY, "--model", "majority", "--out", "{out}", "-q"]
+# --resume: a killed run keeps its finished folds, and the same command run again continues from
+# them (with nothing to resume it simply starts), so every rerun below also tests resuming
 EXPERIMENT = ["experiment", "run", str(FIXTURES / "experiment-tiny.toml"), "--out", "{out}", "-q",
-              "--experiment.seeds", "0"]
+              "--experiment.seeds", "0", "--resume"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 CLI = [sys.executable, "-c", "from comment_stance.cli import main; main()"]
 
