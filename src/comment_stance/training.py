@@ -309,9 +309,10 @@ def adapt_setting_types(model: StanceModel) -> dict[str, type]:
     import inspect
 
     types: dict[str, type] = {}
+    names = adapt_setting_names(model)
     for name, parameter in inspect.signature(model.adapt).parameters.items():
         words = str(parameter.annotation).replace("|", " ").split()
-        if name in adapt_setting_names(model) and words:
+        if name in names and words:
             if "float" in words:
                 types[name] = float
             elif "int" in words:

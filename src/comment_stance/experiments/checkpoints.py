@@ -144,6 +144,19 @@ class Checkpoints:
                 "source_sha256": sorted({str(t["source_sha256"]) for t in self.taken}),
                 "taken": self.taken}
 
+    def interrupted(self) -> int:
+        """After a failed run: how many finished folds are kept; a folder with none is removed."""
+        kept = self.count()
+        if not kept and self.folder.is_dir():
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return kept
+
+    def move_models(self, staging: Path) -> None:
+        """Move the models a ``save_models`` run kept here into the run folder being built."""
+        saved = self.folder / "models"
+        if saved.is_dir():
+            shutil.move(str(saved), str(staging / "models"))
+
     def remove(self) -> None:
         """Delete the checkpoints once the run folder they were for is complete."""
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -127,12 +127,10 @@ def run_experiment(
                     result = _run_job(job, config, data[job.evaluation], staging, annotations, progress, emit,
                                       fitted, checkpoints)
             except BaseException:
-                kept = checkpoints.count()
+                kept = checkpoints.interrupted()
                 if kept:
                     emit({"kind": "interrupted", "folder": str(folder), "checkpoints": str(checkpoints.folder),
                           "folds": kept})
-                elif checkpoints.folder.is_dir():
-                    shutil.rmtree(checkpoints.folder, ignore_errors=True)
                 raise
             total_folds += result["timing"]["folds"]
             predictions.setdefault((job.evaluation, job.model), []).append(result["predicted"])
@@ -149,9 +147,7 @@ def run_experiment(
                     continue
                 gold = data[name].table["label"].astype(str).tolist()
                 entry["summary"] = summarize(entry["seeds"], gold, predictions[(name, model)], config["scoring"])
-        saved = checkpoints.folder / "models"
-        if saved.is_dir():  # save_models: the fixed-split models, kept with the checkpoints until now
-            shutil.move(str(saved), str(staging / "models"))
+        checkpoints.move_models(staging)  # save_models: the fixed-split models, kept with the checkpoints until now
         timings["total_s"] = round(time.perf_counter() - wall, 3)
         finished = datetime.now(timezone.utc)
         info = {
