@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import typer
 
 from . import backbone as _backbone
@@ -32,5 +35,26 @@ app.command("report")(_report.report_cli)
 app.command("serve")(_serve.serve_cli)
 
 
+#: exit status of a command stopped by SIGTERM (128 + 15, as a shell reports it)
+TERMINATED = 128 + signal.SIGTERM
+
+
 def main() -> None:
-    app()
+    """The ``stance`` command. SIGTERM (``kill``, a scheduler, a container stopping) stops it the
+    way Ctrl-C does, so that every clean-up runs: a half-built model or run folder is removed, the
+    finished folds of an experiment and the rows ``stance predict`` wrote are kept for
+    ``--resume``, and the line saying how to continue is printed. The exit status is then 143."""
+    terminated = []
+
+    def stop(signum, frame):
+        terminated.append(signum)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops it at once
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        app()  # click ends every command with SystemExit; Ctrl-C's and SIGTERM's with status 1 ("Aborted!")
+    except SystemExit:
+        if terminated:
+            sys.exit(TERMINATED)
+        raise
