@@ -53,7 +53,7 @@ main()
 """
 
 
-def terminated_at(tmp_path: Path, target: tuple[str, str], n: int, *args: str) -> subprocess.CompletedProcess:
+def terminated_at(target: tuple[str, str], n: int, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-c", CHILD, *target, str(n), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -71,7 +71,7 @@ def test_a_terminated_experiment_keeps_its_finished_folds_and_says_how_to_contin
     out = tmp_path / "run"
     args = ["experiment", "run", str(FIXTURES / "experiment-tiny.toml"), "--out", str(out), "--quiet",
             "--experiment.seeds", "0"]
-    stopped = terminated_at(tmp_path, ("comment_stance.experiments.checkpoints", "Checkpoints.save"), 3, *args)
+    stopped = terminated_at(("comment_stance.experiments.checkpoints", "Checkpoints.save"), 3, *args)
 
     assert stopped.returncode == TERMINATED, stopped.stderr[-3000:]
     line = next(line for line in stopped.stderr.splitlines() if line.startswith("stopped:"))
@@ -92,7 +92,7 @@ def test_a_terminated_training_leaves_no_half_built_model_folder(tmp_path):
     out = tmp_path / "model"
     args = ["train", "--data", str(FIXTURES / "tiny"), "--model", "tfidf-logreg", "--out", str(out), "-q"]
     # stopped once the model is fitted, while its folder is being written (its config is in)
-    stopped = terminated_at(tmp_path, ("comment_stance.persist", "model_card"), 1, *args)
+    stopped = terminated_at(("comment_stance.persist", "model_card"), 1, *args)
 
     assert stopped.returncode == TERMINATED, stopped.stderr[-3000:]
     assert not out.exists() and hidden_siblings(out) == []
@@ -108,7 +108,7 @@ def test_a_terminated_scoring_job_keeps_its_rows_for_resume(tmp_path):
     assert runner.invoke(app, [*args, "--out", str(reference)]).exit_code == 0
 
     out = tmp_path / "out.csv"
-    stopped = terminated_at(tmp_path, ("comment_stance.writers", "ResumableOutput.write"), 3,
+    stopped = terminated_at(("comment_stance.writers", "ResumableOutput.write"), 3,
                             *args, "--out", str(out))
 
     assert stopped.returncode == TERMINATED, stopped.stderr[-3000:]
