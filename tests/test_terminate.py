@@ -133,3 +133,43 @@ def test_a_second_sigterm_during_clean_up_is_not_caught():
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+
+
+def test_main_in_a_worker_thread_runs_the_command_without_the_handler():
+    """Python refuses signal handlers outside the main thread; the command must still run there."""
+    code = ("import sys, threading\n"
+            "from comment_stance import cli\n"
+            "outcome = []\n"
+            "def run():\n"
+            "    try:\n"
+            "        cli.main()\n"
+            "    except SystemExit as stop:\n"
+            "        outcome.append(stop.code)\n"
+            "    except BaseException as error:\n"
+            "        outcome.append(repr(error))\n"
+            "sys.argv = ['stance', '--help']\n"
+            "worker = threading.Thread(target=run)\n"
+            "worker.start(); worker.join()\n"
+            "print('outcome', outcome)\n")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Usage: stance" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] in ("outcome [0]", "outcome [None]"), done.stdout[-500:]
+
+
+def test_main_gives_a_callers_own_handler_back_when_the_command_ends():
+    code = ("import signal, sys\n"
+            "from comment_stance import cli\n"
+            "def mine(signum, frame): pass\n"
+            "signal.signal(signal.SIGTERM, mine)\n"
+            "sys.argv = ['stance', '--help']\n"
+            "try:\n"
+            "    cli.main()\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('restored', signal.getsignal(signal.SIGTERM) is mine)\n")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "restored True", done.stdout[-500:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 import typer
 
@@ -51,10 +52,16 @@ def main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops it at once
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # Python lets only the main thread set signal handlers: elsewhere (main() called from a worker
+    # thread) the command runs without the handler instead of failing
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if installed else None
     try:
         app()  # click ends every command with SystemExit; Ctrl-C's and SIGTERM's with status 1 ("Aborted!")
     except SystemExit:
         if terminated:
             sys.exit(TERMINATED)
         raise
+    finally:
+        if installed and not terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # a caller's own handler is back once the command ends
