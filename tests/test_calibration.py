@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from comment_stance.calibration import (MAX_TEMPERATURE, MIN_TEMPERATURE, brier_score, calibration_report,
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from comment_stance.calibration import (MAX_TEMPERATURE, MIN_TEMPERATURE, REVIEW_THRESHOLDS, brier_score,
+                                        calibration_report, confidence_cells, confidence_summary,
                                         expected_calibration_error, fit_temperature, nll, softmax)
 
 
@@ -81,3 +85,47 @@ def test_report_before_and_after():
     assert report["after"]["brier"] < report["before"]["brier"]
     # scaling never changes the predicted label
     assert (softmax(logits, t).argmax(axis=1) == logits.argmax(axis=1)).all()
+
+
+def test_the_review_table_by_hand():
+    # confidences 0.95 (right), 0.55 (wrong), 0.65 (wrong), 0.8 (right), 0.7 (right: 0.7 is not below 0.7)
+    proba = np.array([[0.95, 0.05], [0.55, 0.45], [0.65, 0.35], [0.2, 0.8], [0.7, 0.3]])
+    summary = confidence_summary(confidence_cells(proba, np.array([0, 1, 1, 1, 0])))
+    assert (summary["n"], summary["errors"], summary["accuracy"]) == (5, 2, 0.6)
+    rows = {r["below"]: r for r in summary["review"]}
+    assert [(t, rows[t]["flagged"], rows[t]["errors_caught"]) for t in REVIEW_THRESHOLDS] == \
+        [(0.5, 0, 0), (0.6, 1, 1), (0.7, 2, 2), (0.8, 3, 2), (0.9, 4, 2)]
+    assert rows[0.7]["errors_caught_share"] == 1.0 and rows[0.7]["accuracy_unflagged"] == 1.0
+    assert rows[0.5]["accuracy_unflagged"] == 0.6 and rows[0.8]["flagged_share"] == 0.6
+    assert summary["mean_confidence"] == pytest.approx((0.95 + 0.55 + 0.65 + 0.8 + 0.7) / 5)
+
+
+def test_no_comments_and_no_errors():
+    empty = confidence_summary(confidence_cells(np.zeros((0, 3)), np.zeros(0)))
+    assert empty["n"] == 0 and empty["ece"] == 0.0 and all(r["accuracy_unflagged"] is None for r in empty["review"])
+    perfect = confidence_summary(confidence_cells(np.array([[0.99, 0.01]]), np.array([0])))
+    assert perfect["errors"] == 0 and all(r["errors_caught_share"] == 0.0 for r in perfect["review"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 80), st.integers(2, 4), st.integers(0, 2**32 - 1), st.booleans())
+def test_the_summary_equals_the_row_by_row_computation(n, k, seed, split):
+    """Cells add up: computed in two chunks or at once, the summary equals ECE, Brier and the
+    ``--review-below`` counts computed on every comment directly."""
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(k) * 0.5, size=n)
+    proba[: n // 4] = np.round(proba[: n // 4], 1)  # confidences on the thresholds and bin edges too
+    proba[: n // 4] /= np.maximum(proba[: n // 4].sum(axis=1, keepdims=True), 1e-12)
+    labels = rng.integers(0, k, size=n)
+    if split and n > 1:
+        cells = confidence_cells(proba[: n // 2], labels[: n // 2]) + confidence_cells(proba[n // 2:], labels[n // 2:])
+    else:
+        cells = confidence_cells(proba, labels)
+    summary = confidence_summary(cells)
+    assert summary["ece"] == pytest.approx(expected_calibration_error(proba, labels), abs=1e-12)
+    assert summary["brier"] == pytest.approx(brier_score(proba, labels), abs=1e-12)
+    confidence = proba.max(axis=1)
+    wrong = proba.argmax(axis=1) != labels
+    for row in summary["review"]:
+        flagged = confidence < row["below"]
+        assert row["flagged"] == flagged.sum() and row["errors_caught"] == (wrong & flagged).sum()

@@ -74,6 +74,19 @@ def test_evaluate_json_has_the_contracted_keys(trained, tiny_dir):
         assert key in data
 
 
+def test_evaluate_prints_what_each_review_threshold_would_flag(trained, tiny_dir):
+    result = run("evaluate", "--model", trained, "--data", tiny_dir)
+    assert result.exit_code == 0, result.output
+    table = json.loads(run("evaluate", "--model", trained, "--data", tiny_dir, "--json").output)["confidence"]
+    assert f"confidence: ECE {table['ece']:.3f}, Brier {table['brier']:.3f}" in result.output
+    lines = [line for line in result.output.splitlines() if line.strip("│ ").startswith("0.")]
+    assert len(lines) == len(table["review"])
+    for line, row in zip(lines, table["review"]):
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        assert cells[:3] == [f"{row['below']:.2f}", f"{row['flagged']} ({row['flagged_share']:.0%})",
+                             f"{row['errors_caught']} of {table['errors']} ({row['errors_caught_share']:.0%})"]
+
+
 def test_evaluate_writes_metrics_and_png_without_clobbering(trained, tiny_dir, tmp_path):
     out = tmp_path / "eval"
     assert run("evaluate", "--model", trained, "--data", tiny_dir, "--out", out, "--quiet").exit_code == 0

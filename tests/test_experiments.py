@@ -184,6 +184,26 @@ def test_metrics_match_the_saved_predictions(tiny_run):
     assert metrics["confusion"]["matrix"] == confusion_matrix(table["gold"], table["predicted"], labels=labels).tolist()
 
 
+def test_pooled_confidence_matches_the_saved_probabilities(tiny_run):
+    """Held-out calibration pooled over the folds: ECE and the review counts, recomputed row by row."""
+    from comment_stance.calibration import expected_calibration_error
+
+    for evaluation, model in (("fixed", "tfidf-svm"), ("by-article", "tfidf-svm"), ("loao", "tfidf-logreg")):
+        table = tiny_run.predictions(evaluation, model, seed=0)
+        seed = tiny_run.metrics["evaluations"][evaluation]["models"][model]["seeds"]["0"]
+        labels = seed["confusion"]["labels"]
+        proba = table[[f"p_{label}" for label in labels]].to_numpy(dtype=float)
+        gold = np.array([labels.index(g) for g in table["gold"]])
+        wrong = (table["gold"] != table["predicted"]).to_numpy()
+        confidence = seed["confidence"]
+        assert confidence["n"] == len(table) and confidence["errors"] == int(wrong.sum()) > 0
+        assert confidence["ece"] == pytest.approx(expected_calibration_error(proba, gold), abs=1e-12)
+        top = proba.max(axis=1)
+        for row in confidence["review"]:
+            assert row["flagged"] == int((top < row["below"]).sum())
+            assert row["errors_caught"] == int(((top < row["below"]) & wrong).sum())
+
+
 def test_same_config_and_seed_reproduce_the_metrics(tiny_run, tmp_path, in_repo):
     again = run_experiment(tiny_run.folder / "config.toml", out=tmp_path / "again", report=False)
     assert (again.folder / "metrics.json").read_text() == (tiny_run.folder / "metrics.json").read_text()

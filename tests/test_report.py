@@ -3,6 +3,7 @@
 import base64
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from comment_stance.cli import app
 from comment_stance.errors import OutputError
-from comment_stance.experiments import run_experiment
+from comment_stance.experiments import load_run, run_experiment
 from comment_stance.report import (article_scores, compare_runs, comparison_markdown, errors_by, export_results,
                                    html_page, leaderboard, markdown, misclassified)
 from comment_stance.significance import mcnemar, paired_bootstrap
@@ -106,6 +107,31 @@ def test_markdown_has_every_model_and_the_columns(runs):
     assert re.search(r"\| 0\.\d{3} ± 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\] \|", text)  # mean ± std [CI] with 2 seeds
     assert "### Macro-F1 per article: loao" in text
     assert "Reproduce: `stance experiment run" in text
+
+
+def test_the_confidence_table_is_the_seed_mean_of_the_metrics(runs, tmp_path):
+    board = leaderboard(runs[0])
+    text = markdown(board)
+    assert "### Confidence on the test comments: fixed" in text and "flagged below 0.7" in text
+    seeds = runs[0].metrics["evaluations"]["fixed"]["models"]["tfidf-svm"]["seeds"]
+    ece = np.mean([seeds[s]["confidence"]["ece"] for s in ("0", "1")])
+    caught = np.mean([next(r for r in seeds[s]["confidence"]["review"] if r["below"] == 0.7)["errors_caught_share"]
+                      for s in ("0", "1")])
+    line = next(line for line in text.splitlines() if line.startswith("| tfidf-svm | ") and line.count("|") == 8)
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[1] == f"{ece:.3f}" and cells[6] == f"{caught:.0%}"
+    assert "Confidence on the test comments" in html_page(board, runs[0])
+    # a run written before metrics.json had the confidence summary still makes a report, without the table
+    older = tmp_path / "older"
+    shutil.copytree(runs[0].folder, older)
+    metrics = runs[0].metrics
+    for entry in metrics["evaluations"].values():
+        for model in entry["models"].values():
+            for seed in model["seeds"].values():
+                seed.pop("confidence", None)
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    old = markdown(leaderboard(load_run(older)))
+    assert "Confidence on the test comments" not in old and "| tfidf-svm |" in old
 
 
 def test_html_is_self_contained_with_embedded_images(runs):

@@ -256,6 +256,13 @@ def test_evaluate_matches_the_single_machine_metrics(spark, model, tmp_path):
     for key in ("n", "accuracy", "macro_f1", "weighted_f1", "per_class", "confusion", "per_target"):
         assert distributed[key] == single[key], key
     assert distributed["macro_f1_ci_method"] == "multinomial bootstrap over the confusion counts"
+    # calibration and the review table from Spark's cells: the same as from every row on one machine
+    spread, alone = distributed["confidence"], single["confidence"]
+    assert spread["review"] == alone["review"] and spread["errors"] == alone["errors"] > 0
+    for key in ("n", "accuracy", "ece_bins"):
+        assert spread[key] == alone[key], key
+    for key in ("ece", "brier", "mean_confidence"):
+        assert spread[key] == pytest.approx(alone[key], abs=1e-9), key
     low, high = distributed["macro_f1_ci"]
     assert low <= distributed["macro_f1"] <= high
     whole = cspark.evaluate_files([FIXTURES / "tiny"], model, spark=spark, n_resamples=0)  # every file of a folder

@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -159,3 +159,83 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, temperature: floa
             "nll": nll(np.asarray(logits, dtype=np.float64) / t, labels) if len(labels) else 0.0,
         }
     return out
+
+
+#: the ``--review-below`` thresholds that evaluation reports on: what share of comments a
+#: moderator would review, and what share of the model's errors would be among them
+REVIEW_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+#: confidence bins of the expected calibration error in evaluation reports (as in model folders)
+ECE_BINS = 15
+
+
+def confidence_cells(proba: np.ndarray, labels: np.ndarray, *, n_bins: int = ECE_BINS) -> list[dict[str, Any]]:
+    """Comments grouped by (ECE bin, review band, right or wrong), with their count and the sums
+    of their confidences and Brier scores: all that :func:`confidence_summary` needs, in a form
+    that adds up across chunks and machines (Spark computes the same cells).
+
+    The bin of a confidence ``c`` is ``ceil(c * n_bins) - 1`` clipped to ``[0, n_bins - 1]`` (as in
+    :func:`expected_calibration_error`); its band is how many of ``REVIEW_THRESHOLDS`` are ``<= c``.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    if len(proba) == 0:
+        return []
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == labels
+    onehot = np.zeros_like(proba)
+    onehot[np.arange(len(proba)), labels] = 1.0
+    brier = ((proba - onehot) ** 2).sum(axis=1)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bands = (confidence[:, None] >= np.asarray(REVIEW_THRESHOLDS)[None, :]).sum(axis=1)
+    cells: dict[tuple[int, int, bool], dict[str, Any]] = {}
+    for b, band, ok, c, s in zip(bins.tolist(), bands.tolist(), correct.tolist(), confidence.tolist(), brier.tolist()):
+        cell = cells.setdefault((b, band, ok), {"bin": b, "band": band, "correct": ok, "count": 0,
+                                                 "confidence_sum": 0.0, "brier_sum": 0.0})
+        cell["count"] += 1
+        cell["confidence_sum"] += c
+        cell["brier_sum"] += s
+    return [cells[key] for key in sorted(cells)]
+
+
+def confidence_summary(cells: Sequence[dict[str, Any]], *, n_bins: int = ECE_BINS) -> dict[str, Any]:
+    """How far to trust the model's confidence on these comments, from :func:`confidence_cells`:
+
+    - ``ece`` (expected calibration error of the top label over ``n_bins`` bins), ``brier``
+      (multi-class Brier score), ``mean_confidence`` against ``accuracy``;
+    - ``review``: for each of ``REVIEW_THRESHOLDS``, what ``--review-below`` that value would send
+      to a moderator: ``flagged`` comments (share of all), the model's errors among them
+      (``errors_caught``, share of all errors) and the accuracy on the comments left unreviewed.
+
+    >>> proba = np.array([[0.95, 0.05], [0.55, 0.45], [0.65, 0.35], [0.2, 0.8]])
+    >>> summary = confidence_summary(confidence_cells(proba, np.array([0, 1, 1, 1])))
+    >>> summary["errors"], [(r["below"], r["flagged"], r["errors_caught"]) for r in summary["review"]][:3]
+    (2, [(0.5, 0, 0), (0.6, 1, 1), (0.7, 2, 2)])
+    """
+    n = sum(c["count"] for c in cells)
+    right = sum(c["count"] for c in cells if c["correct"])
+    errors = n - right
+    gaps: dict[int, list[float]] = {}
+    for c in cells:
+        gap = gaps.setdefault(int(c["bin"]), [0.0, 0.0])
+        gap[0] += c["confidence_sum"]
+        gap[1] += c["count"] if c["correct"] else 0
+    review = []
+    for i, threshold in enumerate(REVIEW_THRESHOLDS):
+        flagged = [c for c in cells if c["band"] <= i]  # band <= i: the confidence is below threshold i
+        n_flagged = sum(c["count"] for c in flagged)
+        caught = sum(c["count"] for c in flagged if not c["correct"])
+        rest = n - n_flagged
+        rest_right = right - sum(c["count"] for c in flagged if c["correct"])
+        review.append({"below": threshold, "flagged": n_flagged, "flagged_share": n_flagged / n if n else 0.0,
+                       "errors_caught": caught, "errors_caught_share": caught / errors if errors else 0.0,
+                       "accuracy_unflagged": rest_right / rest if rest else None})
+    return {
+        "n": n,
+        "errors": errors,
+        "accuracy": right / n if n else 0.0,
+        "mean_confidence": sum(c["confidence_sum"] for c in cells) / n if n else 0.0,
+        "ece": sum(abs(s - k) for s, k in gaps.values()) / n if n else 0.0,
+        "ece_bins": n_bins,
+        "brier": sum(c["brier_sum"] for c in cells) / n if n else 0.0,
+        "review": review,
+    }

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
+from .calibration import confidence_cells, confidence_summary
 from .data import with_parent_text
 from .errors import DataError
 from .metrics import score
@@ -25,6 +27,11 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Predict ``table`` with ``model`` and score the predictions against its ``label`` column.
 
+    Besides the scores of :func:`comment_stance.metrics.score`, ``confidence`` says how far the
+    model's confidence can be trusted on these comments (ECE, Brier score) and what each
+    ``--review-below`` threshold would send to a moderator (see
+    :func:`comment_stance.calibration.confidence_summary`).
+
     A label in ``table`` that the model does not know is an error naming the row, since the
     scores would be meaningless.
     """
@@ -42,8 +49,11 @@ def evaluate_model(
     proba = model.predict_proba(frame)
     predicted = [str(model.classes_[i]) for i in proba.argmax(axis=1)]
     targets = table["target"].tolist() if "target" in table.columns else None
-    result = score(table["label"].tolist(), predicted, [str(c) for c in model.classes_], polar=polar,
+    classes = [str(c) for c in model.classes_]
+    result = score(table["label"].tolist(), predicted, classes, polar=polar,
                    targets=targets, n_resamples=n_resamples, seed=seed)
+    gold = np.array([classes.index(str(label)) for label in table["label"]], dtype=int)
+    result["confidence"] = confidence_summary(confidence_cells(proba, gold))
     if return_predictions:
         result["predictions"] = predicted
         result["probabilities"] = proba.tolist()

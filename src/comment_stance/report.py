@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .calibration import ECE_BINS
 from .errors import OutputError
 from .plots import article_scores_png
 from .experiments.runs import Run, load_run
@@ -94,6 +95,7 @@ def leaderboard(run: Run | str | Path, *, significance: str | None = None, n_res
             "significance": test,
             "rows": rows,
             "per_article": _per_article(entry),
+            "confidence": _confidence_rows(entry, [r["model"] for r in rows]),
         }
     environment = run.environment
     return {
@@ -218,6 +220,39 @@ PROTOCOL_WORDS = {
 }
 
 
+#: the ``--review-below`` threshold the report's confidence table shows
+REPORT_REVIEW_BELOW = 0.7
+
+
+def _confidence_rows(entry: dict[str, Any], models: list[str]) -> list[dict[str, Any]]:
+    """Per model (in leaderboard order), the calibration and the review share at
+    ``REPORT_REVIEW_BELOW`` on the test comments, as means over seeds; empty for runs written
+    before metrics.json had them."""
+    out = []
+    for model in models:
+        seeds = [s["confidence"] for s in entry["models"][model]["seeds"].values() if s.get("confidence")]
+        if not seeds:
+            continue
+        review = [next(r for r in c["review"] if r["below"] == REPORT_REVIEW_BELOW) for c in seeds]
+        out.append({"model": model, "ece": float(np.mean([c["ece"] for c in seeds])),
+                    "brier": float(np.mean([c["brier"] for c in seeds])),
+                    "mean_confidence": float(np.mean([c["mean_confidence"] for c in seeds])),
+                    "accuracy": float(np.mean([c["accuracy"] for c in seeds])),
+                    "flagged_share": float(np.mean([r["flagged_share"] for r in review])),
+                    "errors_caught_share": float(np.mean([r["errors_caught_share"] for r in review]))})
+    return out
+
+
+def _confidence_lines(ev: dict[str, Any]) -> list[str]:
+    below = f"{REPORT_REVIEW_BELOW:g}"
+    lines = ["| model | ECE | Brier | mean confidence | accuracy | flagged below " + below
+             + " | errors among the flagged |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in ev["confidence"]:
+        lines.append(f"| {row['model']} | {row['ece']:.3f} | {row['brier']:.3f} | {row['mean_confidence']:.3f} | "
+                     f"{row['accuracy']:.3f} | {row['flagged_share']:.0%} | {row['errors_caught_share']:.0%} |")
+    return lines
+
+
 def describe_protocol(board: dict[str, Any]) -> str:
     return PROTOCOL_WORDS[board["protocol"]].format(folds=board.get("folds"), group=board.get("group"))
 
@@ -273,6 +308,9 @@ def markdown(board: dict[str, Any], *, details: bool = True) -> str:
                 for article, scores in ev["per_article"].items():
                     lines.append(f"| {article} | " + " | ".join(_num(scores.get(m)) for m in models) + " |")
                 lines.append("")
+        for evaluation, ev in board["evaluations"].items():
+            if ev.get("confidence"):
+                lines += [f"### Confidence on the test comments: {evaluation}", ""] + _confidence_lines(ev) + [""]
     lines += _notes(board)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -328,6 +366,11 @@ def _notes(board: dict[str, Any]) -> list[str]:
         notes.append("- p: McNemar's test (exact below 25 discordant comments) against the best baseline, the largest "
                      f"p-value over seeds; it tests accuracy, Δ is the macro-F1 difference; * p < {ALPHA}.")
     notes.append("- train s: training seconds per seed (all folds); rows/s: inference throughput on the test comments.")
+    if any(ev.get("confidence") for ev in board["evaluations"].values()):
+        notes.append(f"- Confidence: ECE (top label, {ECE_BINS} bins) and Brier score of the predicted probabilities, means "
+                     "over seeds; flagged below " + f"{REPORT_REVIEW_BELOW:g}" + ": the share of comments `stance predict "
+                     f"--review-below {REPORT_REVIEW_BELOW:g}` would send to a moderator, and the share of the model's "
+                     "errors among them.")
     reproduce = f"stance experiment run {board['config_file']}" if board.get("config_file") else "stance experiment run CONFIG"
     for key, value in (board.get("overrides") or {}).items():
         reproduce += f" --{key} {value}"
@@ -394,6 +437,8 @@ def html_page(board: dict[str, Any], run: Run) -> str:
         if len(ev["per_article"]) > 1:
             chart = article_chart(run, evaluation)
             parts.append(f"<h3>Macro-F1 per article</h3>{_img(chart, f'macro-F1 per article, {evaluation}')}")
+        if ev.get("confidence"):
+            parts.append(f"<h3>Confidence on the test comments</h3>{_markdown_table_html(_confidence_lines(ev))}")
         figures = []
         for row in ev["rows"]:
             png = confusion_image(run, evaluation, row["model"])

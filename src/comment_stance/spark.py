@@ -496,7 +496,9 @@ def evaluate_files(
 
     from .batches import UnitSpec, score_unit, worker_model
     from .data import Columns
+    from .calibration import ECE_BINS, REVIEW_THRESHOLDS, confidence_summary
     from .metrics import score_counts
+    from .scoring import proba_column
 
     _pyspark()
     columns = columns or Columns()
@@ -520,11 +522,19 @@ def evaluate_files(
     scored = spark.range(0, len(units), 1, numPartitions=max(len(units), 1)).mapInPandas(run, schema)
     known = list(shipment.labels)
     problem = (F.col("error").isNotNull() | F.col(gold).isNull() | ~F.col(gold).isin(known))
+    # the cells of calibration.confidence_cells, computed per row as it does: ECE bin, review band, Brier
+    confidence = F.col("confidence")
+    bin_ = F.least(F.greatest(F.ceil(confidence * ECE_BINS).cast("int") - 1, F.lit(0)), F.lit(ECE_BINS - 1))
+    band = sum((F.when(confidence >= t, 1).otherwise(0) for t in REVIEW_THRESHOLDS), F.lit(0))
+    brier = sum(((F.col(proba_column(label)) - F.when(F.col(gold) == label, 1.0).otherwise(0.0)) ** 2
+                 for label in shipment.labels), F.lit(0.0))
     with _worker_errors():
         counts = (scored.withColumn("bad", problem)
                   .groupBy("bad", F.coalesce(F.col("target"), F.lit("")).alias("t"), F.col(gold).alias("gold"),
-                           F.col("label").alias("pred"))
-                  .count().collect())
+                           F.col("label").alias("pred"), bin_.alias("bin"), band.alias("band"))
+                  .agg(F.count(F.lit(1)).alias("count"), F.sum(confidence).alias("confidence_sum"),
+                       F.sum(brier).alias("brier_sum"))
+                  .collect())
     bad = [r for r in counts if r["bad"]]
     if bad:
         first = (scored.where(problem).select("id", gold, "error").limit(1).collect())[0]
@@ -542,5 +552,14 @@ def evaluate_files(
         name = r["t"] or "(none)"
         per_target.setdefault(name, np.zeros((k, k), dtype=np.int64))[i, j] += r["count"]
     result = score_counts(matrix, known, polar=polar, per_target=per_target, n_resamples=n_resamples, seed=seed)
+    cells: dict[tuple[int, int, bool], dict[str, Any]] = {}
+    for r in counts:
+        ok = r["gold"] == r["pred"]
+        cell = cells.setdefault((r["bin"], r["band"], ok), {"bin": r["bin"], "band": r["band"], "correct": ok,
+                                                            "count": 0, "confidence_sum": 0.0, "brier_sum": 0.0})
+        cell["count"] += r["count"]
+        cell["confidence_sum"] += r["confidence_sum"]
+        cell["brier_sum"] += r["brier_sum"]
+    result["confidence"] = confidence_summary([cells[key] for key in sorted(cells)])
     result["engine"] = "spark"
     return result

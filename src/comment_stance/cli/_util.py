@@ -97,6 +97,20 @@ def metrics_tables(metrics: dict[str, Any], title: str = "") -> None:
         for target, row in metrics["per_target"].items():
             sub.add_row(target, str(row["n"]), f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}")
         console.print(sub)
+    confidence = metrics.get("confidence")
+    if confidence and confidence["n"]:
+        console.print(f"confidence: ECE {confidence['ece']:.3f}, Brier {confidence['brier']:.3f} (mean confidence "
+                      f"{confidence['mean_confidence']:.3f} against accuracy {confidence['accuracy']:.3f})",
+                      highlight=False)
+        review = Table(title="what --review-below would send to a moderator", title_justify="left")
+        for column in ("review below", "comments flagged", "errors among them", "accuracy of the rest"):
+            review.add_column(column, justify="right")
+        for row in confidence["review"]:
+            rest = row["accuracy_unflagged"]
+            review.add_row(f"{row['below']:.2f}", f"{row['flagged']} ({row['flagged_share']:.0%})",
+                           f"{row['errors_caught']} of {confidence['errors']} ({row['errors_caught_share']:.0%})",
+                           "–" if rest is None else f"{rest:.3f}")
+        console.print(review)
 
 
 TEXT_COL = typer.Option("text", "--text-col", help="Column holding the comment text.")

@@ -353,6 +353,12 @@ def _run_job(job: Job, config: dict[str, Any], data: EvaluationData, staging: Pa
     if "article_id" in table.columns and table["article_id"].notna().any():
         metrics["per_article"] = score(gold, predicted, labels, polar=polar, targets=table["article_id"].tolist(),
                                        n_resamples=0)["per_target"]
+    if all(p is not None for p in probabilities):  # pooled over folds: calibration on comments no model trained on
+        from ..calibration import confidence_cells, confidence_summary
+
+        matrix = np.array([[p.get(label, 0.0) for label in labels] for p in probabilities], dtype=np.float64)
+        gold_index = np.array([labels.index(label) for label in gold], dtype=int)
+        metrics["confidence"] = confidence_summary(confidence_cells(matrix.reshape(n, len(labels)), gold_index))
     if data.spec["protocol"] != "fixed":
         metrics["folds"] = folds
         fold_f1 = [f["macro_f1"] for f in folds]
