@@ -495,8 +495,8 @@ def evaluate_files(
     from pyspark.sql import functions as F
 
     from .batches import UnitSpec, score_unit, worker_model
-    from .data import Columns
     from .calibration import ECE_BINS, REVIEW_THRESHOLDS, confidence_summary
+    from .data import Columns
     from .metrics import score_counts
     from .scoring import proba_column
 
