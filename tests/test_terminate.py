@@ -59,6 +59,12 @@ def terminated_at(target: tuple[str, str], n: int, *args: str) -> subprocess.Com
                           capture_output=True, text=True, timeout=600)
 
 
+def python_child(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python with this checkout's package on the path."""
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          capture_output=True, text=True, timeout=120)
+
+
 def hidden_siblings(path: Path) -> list[str]:
     return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}."))
 
@@ -130,8 +136,7 @@ def test_a_second_sigterm_during_clean_up_is_not_caught():
             "        os.kill(os.getpid(), signal.SIGTERM)\n"
             "cli.app = job\n"
             "cli.main()\n")
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-                          capture_output=True, text=True, timeout=120)
+    done = python_child(code)
     assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
 
 
@@ -151,8 +156,7 @@ def test_main_in_a_worker_thread_runs_the_command_without_the_handler():
             "worker = threading.Thread(target=run)\n"
             "worker.start(); worker.join()\n"
             "print('outcome', outcome)\n")
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-                          capture_output=True, text=True, timeout=120)
+    done = python_child(code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Usage: stance" in done.stdout
     assert done.stdout.strip().splitlines()[-1] in ("outcome [0]", "outcome [None]"), done.stdout[-500:]
@@ -169,7 +173,6 @@ def test_main_gives_a_callers_own_handler_back_when_the_command_ends():
             "except SystemExit:\n"
             "    pass\n"
             "print('restored', signal.getsignal(signal.SIGTERM) is mine)\n")
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-                          capture_output=True, text=True, timeout=120)
+    done = python_child(code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "restored True", done.stdout[-500:]
