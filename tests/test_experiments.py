@@ -370,6 +370,23 @@ def test_committed_results_are_the_runs_own_numbers():
             assert seed["macro_f1"] == row["macro_f1"]
 
 
+def test_committed_run_folders_reproduce_their_own_reports():
+    """A study committed whole (predictions included) is a run folder whose report is what the
+    report code draws from it today, and whose metrics match its predictions. After a change to
+    the report's layout, redraw it: ``stance report experiments/results/NAME``."""
+    from comment_stance.report import leaderboard, markdown
+
+    folders = [p.parent for p in (REPO / "experiments" / "results").glob("*/run.json")]
+    assert folders, "experiments/results/mpnet-loao/ is committed as a whole run folder"
+    for folder in folders:
+        run = load_run(folder)
+        assert markdown(leaderboard(run)) == (folder / "report.md").read_text()
+        for evaluation, entry in run.metrics["evaluations"].items():
+            for model, result in entry["models"].items():
+                table = run.predictions(evaluation, model, seed=0)
+                assert result["seeds"]["0"]["accuracy"] == pytest.approx(float(table["correct"].mean()))
+
+
 # -- seeds per evaluation, ensembles that reuse the experiment's models ---------------------------
 def test_an_evaluation_can_run_seeds_of_its_own(tmp_path, in_repo):
     text = MINIMAL.replace('[evaluations.tiny]', '[experiment]\nseeds = [0, 1]\n\n[evaluations.tiny]') + f"""
