@@ -63,5 +63,5 @@ def main() -> None:
             sys.exit(TERMINATED)
         raise
     finally:
-        if installed and not terminated:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # a caller's own handler is back once the command ends
+        if installed and not terminated:  # a caller's own handler is back once the command ends
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
