@@ -121,6 +121,9 @@ def test_the_confidence_table_is_the_seed_mean_of_the_metrics(runs, tmp_path):
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[1] == f"{ece:.3f}" and cells[6] == f"{caught:.0%}"
     assert "Confidence on the test comments" in html_page(board, runs[0])
+    short = markdown(board, details=False)  # what `stance experiment run` prints: no table, so no note on it
+    assert "Confidence on the test comments" not in short and "- Confidence:" not in short
+    assert "- Confidence:" in text
     # a run written before metrics.json had the confidence summary still makes a report, without the table
     older = tmp_path / "older"
     shutil.copytree(runs[0].folder, older)

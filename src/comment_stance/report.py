@@ -311,7 +311,7 @@ def markdown(board: dict[str, Any], *, details: bool = True) -> str:
         for evaluation, ev in board["evaluations"].items():
             if ev.get("confidence"):
                 lines += [f"### Confidence on the test comments: {evaluation}", ""] + _confidence_lines(ev) + [""]
-    lines += _notes(board)
+    lines += _notes(board, confidence=details)  # the confidence tables are among the details
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -347,7 +347,7 @@ def _table_lines(ev: dict[str, Any], board: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _notes(board: dict[str, Any]) -> list[str]:
+def _notes(board: dict[str, Any], *, confidence: bool = True) -> list[str]:
     tests = {ev["significance"] for ev in board["evaluations"].values()}
     ci = f"{round(board['confidence'] * 100)}%"
     notes = [
@@ -366,7 +366,7 @@ def _notes(board: dict[str, Any]) -> list[str]:
         notes.append("- p: McNemar's test (exact below 25 discordant comments) against the best baseline, the largest "
                      f"p-value over seeds; it tests accuracy, Δ is the macro-F1 difference; * p < {ALPHA}.")
     notes.append("- train s: training seconds per seed (all folds); rows/s: inference throughput on the test comments.")
-    if any(ev.get("confidence") for ev in board["evaluations"].values()):
+    if confidence and any(ev.get("confidence") for ev in board["evaluations"].values()):
         notes.append(f"- Confidence: ECE (top label, {ECE_BINS} bins) and Brier score of the predicted probabilities, means "
                      "over seeds; flagged below " + f"{REPORT_REVIEW_BELOW:g}" + ": the share of comments `stance predict "
                      f"--review-below {REPORT_REVIEW_BELOW:g}` would send to a moderator, and the share of the model's "
