@@ -234,12 +234,10 @@ def _confidence_rows(entry: dict[str, Any], models: list[str]) -> list[dict[str,
         if not seeds:
             continue
         review = [next(r for r in c["review"] if r["below"] == REPORT_REVIEW_BELOW) for c in seeds]
-        out.append({"model": model, "ece": float(np.mean([c["ece"] for c in seeds])),
-                    "brier": float(np.mean([c["brier"] for c in seeds])),
-                    "mean_confidence": float(np.mean([c["mean_confidence"] for c in seeds])),
-                    "accuracy": float(np.mean([c["accuracy"] for c in seeds])),
-                    "flagged_share": float(np.mean([r["flagged_share"] for r in review])),
-                    "errors_caught_share": float(np.mean([r["errors_caught_share"] for r in review]))})
+        row = {"model": model}
+        row.update({key: float(np.mean([c[key] for c in seeds])) for key in ("ece", "brier", "mean_confidence", "accuracy")})
+        row.update({key: float(np.mean([r[key] for r in review])) for key in ("flagged_share", "errors_caught_share")})
+        out.append(row)
     return out
 
 

@@ -552,14 +552,9 @@ def evaluate_files(
         name = r["t"] or "(none)"
         per_target.setdefault(name, np.zeros((k, k), dtype=np.int64))[i, j] += r["count"]
     result = score_counts(matrix, known, polar=polar, per_target=per_target, n_resamples=n_resamples, seed=seed)
-    cells: dict[tuple[int, int, bool], dict[str, Any]] = {}
-    for r in counts:
-        ok = r["gold"] == r["pred"]
-        cell = cells.setdefault((r["bin"], r["band"], ok), {"bin": r["bin"], "band": r["band"], "correct": ok,
-                                                            "count": 0, "confidence_sum": 0.0, "brier_sum": 0.0})
-        cell["count"] += r["count"]
-        cell["confidence_sum"] += r["confidence_sum"]
-        cell["brier_sum"] += r["brier_sum"]
-    result["confidence"] = confidence_summary([cells[key] for key in sorted(cells)])
+    # confidence_summary adds up cells however they are split: one per Spark group will do
+    result["confidence"] = confidence_summary([
+        {"bin": r["bin"], "band": r["band"], "correct": r["gold"] == r["pred"], "count": r["count"],
+         "confidence_sum": r["confidence_sum"], "brier_sum": r["brier_sum"]} for r in counts])
     result["engine"] = "spark"
     return result
