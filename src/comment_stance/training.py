@@ -26,6 +26,8 @@ class TrainResult:
     time_s: float
     #: flag precision/recall of the off-topic gate per split, when one was trained
     off_topic: dict[str, Any] | None = None
+    #: what the teacher labelled, when the model was distilled (``training.distilled_from`` of its folder)
+    distilled: dict[str, Any] | None = None
 
 
 def model_frame(table: pd.DataFrame, *context: pd.DataFrame) -> pd.DataFrame:
@@ -49,6 +51,9 @@ def train(
     figures: bool = False,
     init: str | Path | StanceModel | None = None,
     preset: str | None = None,
+    teacher: str | Path | StanceModel | None = None,
+    unlabelled: str | Path | pd.DataFrame | None = None,
+    teacher_min_confidence: float = 0.0,
 ) -> TrainResult:
     """Fit a model on the ``train`` split of ``data`` and, when ``out`` is given, save it.
 
@@ -79,11 +84,31 @@ def train(
     >>> result = train("tests/fixtures/tiny", "tfidf-logreg", "my-model")   # or "data/processed/random"
     >>> result.folder.name, sorted(result.metrics), result.metrics["test"]["n"]
     ('my-model', ['dev', 'test'], 9)
+    ``teacher`` (a model folder or a fitted model) and ``unlabelled`` (a file of comments, or a
+    table) distil the teacher into the new model (:mod:`comment_stance.distillation`): the teacher
+    labels the unlabelled comments (those with a top probability of at least
+    ``teacher_min_confidence``; a label column there is not read), and the model is fitted on the
+    train split plus those comments. Unlabelled comments that the dataset already labels (same text
+    and target, any split) are left out, so that dev and test scores stay honest. The folder's
+    ``config.json`` records the teacher and the counts (``training.distilled_from``).
+
     >>> adapted = train("new-pact.jsonl", out="my-model-new-pact", init="my-model")  # doctest: +SKIP
+    >>> fast = train(out="svm-distilled", model="tfidf-svm", teacher="mpnet-model",
+    ...              unlabelled="new-pact-export.csv")  # doctest: +SKIP
     """
     if out is not None:
         check_destination(out, overwrite=overwrite, kind="model")  # fail before a long training, not after
+    if (teacher is None) != (unlabelled is None):
+        from .errors import ModelError
+
+        raise ModelError("a teacher and unlabelled comments go together",
+                         "give both --teacher DIR and --unlabelled FILE (the teacher labels the comments)")
     if init is not None:
+        if teacher is not None:
+            from .errors import ModelError
+
+            raise ModelError("--teacher cannot be combined with --from",
+                             "distil into a new model, or adapt a folder to labelled comments: one at a time")
         return _adapt(data, init, out, model=model, params=params, columns=columns, polar=polar,
                       overwrite=overwrite, evaluate_on=evaluate_on, progress=progress, figures=figures,
                       per_target=per_target, off_topic=off_topic)
@@ -103,15 +128,22 @@ def train(
         if per_target:
             estimator.set_params(per_target=True)
     train_table = dataset.split("train")
+    fit_frame, fit_labels = model_frame(train_table), train_table["label"].tolist()
+    distilled = None
+    if teacher is not None:
+        distilled = _teacher_rows(teacher, unlabelled, dataset, columns, teacher_min_confidence)
+        rows = distilled.pop("rows")
+        fit_frame = pd.concat([fit_frame, rows.drop(columns=["label", "teacher_confidence"])], ignore_index=True)
+        fit_labels = fit_labels + rows["label"].tolist()
     fit_kwargs: dict[str, Any] = {}
     if dataset.dev is not None and getattr(estimator, "uses_dev", False):
         fit_kwargs["dev"] = (model_frame(dataset.dev, train_table), dataset.dev["label"].tolist())
     if progress and getattr(estimator, "uses_progress", False):
         fit_kwargs["progress"] = True
     start = time.perf_counter()
-    estimator.fit(model_frame(train_table), train_table["label"].tolist(), **fit_kwargs)
+    estimator.fit(fit_frame, fit_labels, **fit_kwargs)
     elapsed = time.perf_counter() - start
-    estimator.trained_targets_ = _targets(train_table)
+    estimator.trained_targets_ = sorted(set(_targets(train_table)) | set(_targets(fit_frame)))
     gate_metrics = _train_gate(estimator, dataset, off_topic, columns, evaluate_on) if off_topic is not None else None
     metrics = _scores(estimator, dataset, train_table, evaluate_on, polar)
     folder = None
@@ -119,12 +151,37 @@ def train(
         training = {
             **_data_facts(dataset, train_table, elapsed),
             "preset": name if name in PRESETS else None,
-            "targets": _targets(train_table),
+            "targets": estimator.trained_targets_,
+            **({"distilled_from": distilled} if distilled is not None else {}),
         }
         extras = _confusion_figures(metrics, name) if figures and metrics else None
         folder = save_model(estimator, out, name=name, training=training, metrics=metrics, overwrite=overwrite,
                             extras=extras)
-    return TrainResult(estimator, folder, metrics, elapsed, gate_metrics)
+    return TrainResult(estimator, folder, metrics, elapsed, gate_metrics, distilled)
+
+
+def _teacher_rows(teacher, unlabelled, dataset: Dataset, columns: Columns | None,
+                  min_confidence: float) -> dict[str, Any]:
+    """The teacher's labels for the unlabelled comments, as training rows (``rows``) and the record of them."""
+    from .data import read_comments
+    from .distillation import check_teacher_labels, label_with
+    from .persist import load_model
+
+    model = teacher if isinstance(teacher, StanceModel) else load_model(teacher)
+    model._check_fitted()
+    train_table = dataset.split("train")
+    check_teacher_labels(model.classes_, train_table["label"],
+                         str(dataset.files.get("train", dataset.source or "the training data")))
+    if isinstance(unlabelled, pd.DataFrame):
+        comments, source = unlabelled.drop(columns=["label"], errors="ignore"), None
+    else:
+        comments, source = read_comments(unlabelled, columns, require_label=False), str(unlabelled)
+        comments = comments.drop(columns=["label"], errors="ignore")
+    labelled = {split: getattr(dataset, split) for split in ("train", "dev", "test")}
+    made = label_with(model, comments, labelled=labelled, min_confidence=min_confidence)
+    rows = model_frame(made.table, comments)  # a reply's parent is looked up among the unlabelled comments
+    return {"rows": rows, "teacher": _source_record(model, teacher), "unlabelled": source,
+            "sha256": table_sha256(rows), **made.record()}
 
 
 def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluate_on, progress, figures,

@@ -9,6 +9,16 @@ from ._util import (ID_COL, JSON_OUT, LABEL_COL, QUIET, TARGET_COL, TEXT_COL, cl
                     metrics_tables, parse_params, parse_polar, print_json)
 
 
+def distilled_line(record: dict, teacher) -> str:
+    """One line on what the teacher labelled, every left-out comment counted."""
+    left = [f"{n} already labelled in {split}" for split, n in record["labelled_elsewhere"].items()]
+    if record["below_confidence"]:
+        left.append(f"{record['below_confidence']} below confidence {record['min_confidence']:g}")
+    counts = ", ".join(f"{label} {n}" for label, n in record["label_counts"].items()) or "none"
+    return (f"teacher {teacher} labelled {record['used']} of {record['read']} unlabelled comments ({counts})"
+            + (f"; left out: {'; '.join(left)}" if left else ""))
+
+
 @cli_errors
 def train_cli(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the model to."),
@@ -21,6 +31,15 @@ def train_cli(
         None, "--from", help="Adapt this model folder to --data (a few labelled comments of a new pact) instead of "
                              "training a new model; --lr/--epochs/--batch-size (transformer) or -p C=... (TF-IDF) "
                              "set the adaptation."),
+    teacher: Optional[Path] = typer.Option(
+        None, "--teacher", help="Distil this model folder (e.g. an mpnet transformer) into the new model: it labels "
+                                "the --unlabelled comments, and the new model learns from them and the train split."),
+    unlabelled: Optional[Path] = typer.Option(
+        None, "--unlabelled", help="With --teacher: a file of comments without labels (a sample of the export to "
+                                   "score; a label column there is not read). Comments the dataset labels are left out."),
+    teacher_min_confidence: float = typer.Option(
+        0.0, "--teacher-min-confidence", help="With --teacher: learn only the teacher's labels with at least this "
+                                              "probability (default 0: all)."),
     per_target: bool = typer.Option(False, "--per-target", help="Train one model per target (TF-IDF family)."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p",
                                               help="Hyper-parameter KEY=VALUE, repeatable (e.g. C=0.5, word_ngrams=1,3)."),
@@ -70,13 +89,17 @@ def train_cli(
         data, model, out, params=params, per_target=per_target,
         columns=columns_from(text_col, label_col, target_col, id_col), polar=parse_polar(polar),
         overwrite=overwrite, progress=not (quiet or json_out), off_topic=off_topic, figures=True, init=init,
+        teacher=teacher, unlabelled=unlabelled, teacher_min_confidence=teacher_min_confidence,
     )
     if json_out:
         print_json({"model": str(result.folder), "time_s": round(result.time_s, 3), "metrics": result.metrics,
-                    **({"off_topic": result.off_topic} if result.off_topic is not None else {})})
+                    **({"off_topic": result.off_topic} if result.off_topic is not None else {}),
+                    **({"distilled_from": result.distilled} if result.distilled is not None else {})})
     elif not quiet:
         what = f"adapted {init}" if init is not None else f"trained {model or 'tfidf-logreg'}"
         typer.echo(f"{what} in {result.time_s:.1f} s -> {result.folder}")
+        if result.distilled is not None:
+            typer.echo(distilled_line(result.distilled, teacher))
         for split, scores in result.metrics.items():
             metrics_tables(scores, title=split)
         for split, gate in (result.off_topic or {}).items():
