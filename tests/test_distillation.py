@@ -71,8 +71,8 @@ def test_label_with_scores_only_unlabelled_comments(tiny_dir):
     teacher.predict_proba = lambda frame: (seen.append(len(frame)), original(frame))[1]
     comments = pd.concat([dataset.test[["id", "text", "target"]].head(3),
                           pd.DataFrame(unlabelled_rows(5))], ignore_index=True)
-    rows = label_with(teacher, comments, labelled={"test": dataset.test})
-    assert seen == [5]   # the three test comments cost no scoring
+    rows = label_with(teacher, comments, labelled={"test": dataset.test}, chunk_size=2)
+    assert seen == [2, 2, 1]   # the three test comments cost no scoring
     assert rows.labelled == {"test": 3} and len(rows.table) == 5
     expected = [str(c) for c in teacher.classes_[original(model_frame(pd.DataFrame(unlabelled_rows(5)))).argmax(1)]]
     assert rows.table["label"].tolist() == expected
@@ -136,6 +136,9 @@ def test_bad_distillation_input_is_one_line_and_writes_nothing(tiny_dir, tmp_pat
     both = run("train", "--data", tiny_dir, "--out", out, "--from", teacher_folder,
                "--teacher", teacher_folder, "--unlabelled", unlabelled)
     assert both.exit_code != 0 and "--from" in both.output
+
+    folder = run("train", "--data", tiny_dir, "--out", out, "--teacher", teacher_folder, "--unlabelled", tmp_path)
+    assert folder.exit_code != 0 and "is a folder; --unlabelled takes one file" in " ".join(folder.output.split())
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"id": "u1", "text": "Fine."}) + "\n" + json.dumps({"id": "u2", "text": " "}) + "\n")

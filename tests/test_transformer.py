@@ -229,6 +229,37 @@ def test_save_load_round_trip_gives_identical_probabilities(trained, tiny_dir):
 
 
 @pytest.mark.slow
+def test_a_transformer_teacher_labels_replies_with_their_parents_for_a_fast_student(trained, tmp_path):
+    import copy
+
+    from comment_stance.distillation import label_with
+
+    from .conftest import FIXTURES
+
+    unlabelled = [{"id": "p1", "text": "The pact hands our border to foreign guards.", "target": "Pact A"},
+                  {"id": "r1", "text": "Exactly what I said.", "target": "Pact A", "parent_id": "p1"},
+                  {"id": "r2", "text": "Exactly what I said.", "target": "Pact A", "parent_id": None}]
+    path = tmp_path / "unlabelled.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in unlabelled))
+    result = run("train", "--data", FIXTURES / "tiny", "--model", "tfidf-svm", "--out", tmp_path / "student",
+                 "--teacher", trained.folder, "--unlabelled", path)
+    assert result.exit_code == 0, result.output
+    assert "teacher " + str(trained.folder) + " labelled 3 of 3 unlabelled comments" in " ".join(result.output.split())
+    record = json.loads((tmp_path / "student" / "config.json").read_text())["training"]["distilled_from"]
+    assert record["teacher"]["family"] == "transformer" and record["used"] == 3
+    # a teacher that reads parents reads r1 with its parent (the same words as r2 without one)
+    reader = copy.copy(trained.model)
+    reader.parent_context = True
+    table = pd.DataFrame(unlabelled)
+    rows = label_with(reader, table, chunk_size=2).table
+    expected = reader.predict_proba(model_frame(table))
+    np.testing.assert_allclose(rows["teacher_confidence"], expected.max(axis=1), atol=1e-6)
+    assert rows["label"].tolist() == [str(trained.model.classes_[i]) for i in expected.argmax(axis=1)]
+    assert model_frame(table)["parent_text"].tolist()[1] == unlabelled[0]["text"]
+    assert not np.allclose(expected[1], expected[2])
+
+
+@pytest.mark.slow
 def test_int8_quantization_and_threads_are_runtime_settings(trained, tiny_dir):
     frame = model_frame(load_dataset(tiny_dir).test)
     fp32 = load_model(trained.folder).predict_proba(frame)

@@ -131,7 +131,7 @@ def train(
     fit_frame, fit_labels = model_frame(train_table), train_table["label"].tolist()
     distilled = None
     if teacher is not None:
-        distilled = _teacher_rows(teacher, unlabelled, dataset, columns, teacher_min_confidence)
+        distilled = _teacher_rows(teacher, unlabelled, dataset, columns, teacher_min_confidence, progress)
         rows = distilled.pop("rows")
         fit_frame = pd.concat([fit_frame, rows.drop(columns=["label", "teacher_confidence"])], ignore_index=True)
         fit_labels = fit_labels + rows["label"].tolist()
@@ -161,10 +161,11 @@ def train(
 
 
 def _teacher_rows(teacher, unlabelled, dataset: Dataset, columns: Columns | None,
-                  min_confidence: float) -> dict[str, Any]:
+                  min_confidence: float, progress: bool = False) -> dict[str, Any]:
     """The teacher's labels for the unlabelled comments, as training rows (``rows``) and the record of them."""
     from .data import read_comments
     from .distillation import check_teacher_labels, label_with
+    from .errors import DataError
     from .persist import load_model
 
     model = teacher if isinstance(teacher, StanceModel) else load_model(teacher)
@@ -175,10 +176,14 @@ def _teacher_rows(teacher, unlabelled, dataset: Dataset, columns: Columns | None
     if isinstance(unlabelled, pd.DataFrame):
         comments, source = unlabelled.drop(columns=["label"], errors="ignore"), None
     else:
+        if Path(unlabelled).is_dir():
+            raise DataError(f"{unlabelled}: is a folder; --unlabelled takes one file of comments",
+                            "pass a CSV/TSV/JSONL/Parquet file (a sample of the export to score)")
         comments, source = read_comments(unlabelled, columns, require_label=False), str(unlabelled)
         comments = comments.drop(columns=["label"], errors="ignore")
     labelled = {split: getattr(dataset, split) for split in ("train", "dev", "test")}
-    made = label_with(model, comments, labelled=labelled, min_confidence=min_confidence)
+    made = label_with(model, comments, labelled=labelled, min_confidence=min_confidence,
+                      progress=progress and model.family in ("transformer", "ensemble"))
     rows = model_frame(made.table, comments)  # a reply's parent is looked up among the unlabelled comments
     return {"rows": rows, "teacher": _source_record(model, teacher), "unlabelled": source,
             "sha256": table_sha256(rows), **made.record()}
