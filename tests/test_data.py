@@ -142,3 +142,8 @@ def test_training_data_in_another_encoding(tmp_path):
     with pytest.raises(DataError, match="line 2: bytes that are not UTF-8"):
         read_comments(path)
     assert load_dataset(path, encoding="cp1252").train["text"].tolist() == ["Caf\u00e9 \u2013 sign it", "No"]
+
+
+def test_a_folder_where_a_file_is_expected_is_named_as_a_folder(tmp_path):
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_comments(tmp_path)

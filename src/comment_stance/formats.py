@@ -48,6 +48,8 @@ def detect_format(path: str | Path, forced: str | None = None) -> str:
         if forced not in INPUT_FORMATS:
             raise DataError(f"unknown input format '{forced}'", f"use one of: {', '.join(INPUT_FORMATS)}")
         return forced
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file", "pass one file of comments")
     if not path.is_file():
         raise DataError(f"{path}: no such file", "check the path")
     with open(path, "rb") as handle:
