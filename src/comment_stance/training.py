@@ -80,10 +80,6 @@ def train(
     ``batch_size``), ``model`` must be left out, and the new folder's ``config.json`` records what it
     was adapted from (``training.adapted_from``) and the hash of the adaptation rows.
 
-    >>> from comment_stance import train
-    >>> result = train("tests/fixtures/tiny", "tfidf-logreg", "my-model")   # or "data/processed/random"
-    >>> result.folder.name, sorted(result.metrics), result.metrics["test"]["n"]
-    ('my-model', ['dev', 'test'], 9)
     ``teacher`` (a model folder or a fitted model) and ``unlabelled`` (a file of comments, or a
     table) distil the teacher into the new model (:mod:`comment_stance.distillation`): the teacher
     labels the unlabelled comments (those with a top probability of at least
@@ -92,6 +88,10 @@ def train(
     and target, any split) are left out, so that dev and test scores stay honest. The folder's
     ``config.json`` records the teacher and the counts (``training.distilled_from``).
 
+    >>> from comment_stance import train
+    >>> result = train("tests/fixtures/tiny", "tfidf-logreg", "my-model")   # or "data/processed/random"
+    >>> result.folder.name, sorted(result.metrics), result.metrics["test"]["n"]
+    ('my-model', ['dev', 'test'], 9)
     >>> adapted = train("new-pact.jsonl", out="my-model-new-pact", init="my-model")  # doctest: +SKIP
     >>> fast = train(out="svm-distilled", model="tfidf-svm", teacher="mpnet-model",
     ...              unlabelled="new-pact-export.csv")  # doctest: +SKIP
