@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .data import Columns, Dataset, load_dataset, table_sha256, with_parent_text
+from .errors import ModelError
 from .evaluation import evaluate_model
 from .models import PRESETS, make_model
 from .models.base import StanceModel
@@ -99,14 +100,10 @@ def train(
     if out is not None:
         check_destination(out, overwrite=overwrite, kind="model")  # fail before a long training, not after
     if (teacher is None) != (unlabelled is None):
-        from .errors import ModelError
-
         raise ModelError("a teacher and unlabelled comments go together",
                          "give both --teacher DIR and --unlabelled FILE (the teacher labels the comments)")
     if init is not None:
         if teacher is not None:
-            from .errors import ModelError
-
             raise ModelError("--teacher cannot be combined with --from",
                              "distil into a new model, or adapt a folder to labelled comments: one at a time")
         return _adapt(data, init, out, model=model, params=params, columns=columns, polar=polar,
@@ -174,13 +171,13 @@ def _teacher_rows(teacher, unlabelled, dataset: Dataset, columns: Columns | None
     check_teacher_labels(model.classes_, train_table["label"],
                          str(dataset.files.get("train", dataset.source or "the training data")))
     if isinstance(unlabelled, pd.DataFrame):
-        comments, source = unlabelled.drop(columns=["label"], errors="ignore"), None
+        comments, source = unlabelled, None
     else:
         if Path(unlabelled).is_dir():
             raise DataError(f"{unlabelled}: is a folder; --unlabelled takes one file of comments",
                             "pass a CSV/TSV/JSONL/Parquet file (a sample of the export to score)")
         comments, source = read_comments(unlabelled, columns, require_label=False), str(unlabelled)
-        comments = comments.drop(columns=["label"], errors="ignore")
+    comments = comments.drop(columns=["label"], errors="ignore")
     labelled = {split: getattr(dataset, split) for split in ("train", "dev", "test")}
     made = label_with(model, comments, labelled=labelled, min_confidence=min_confidence,
                       progress=progress and model.family in ("transformer", "ensemble"))
@@ -192,7 +189,6 @@ def _teacher_rows(teacher, unlabelled, dataset: Dataset, columns: Columns | None
 def _adapt(data, init, out, *, model, params, columns, polar, overwrite, evaluate_on, progress, figures,
            per_target, off_topic) -> TrainResult:
     """:func:`train` with ``init``: adapt a fitted model to the train split of ``data`` and save it."""
-    from .errors import ModelError
     from .persist import load_model
 
     if model is not None:
@@ -264,7 +260,6 @@ def combine(
     >>> result = combine(["models/seed-0", "models/seed-1", "models/seed-2"], "models/seeds",
     ...                  data="data/processed/unseen-article")  # doctest: +SKIP
     """
-    from .errors import ModelError
     from .models.ensemble import EnsembleModel
     from .persist import load_model
 
@@ -383,7 +378,6 @@ def adapt_setting_types(model: StanceModel) -> dict[str, type]:
 
 
 def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
-    from .errors import ModelError
 
     accepted = adapt_setting_names(source)
     unknown = sorted(set(settings) - set(accepted))
