@@ -79,6 +79,23 @@ def teacher_table(
     >>> rows.table[["id", "label"]].values.tolist(), rows.below_confidence
     ([['u1', 'supportive'], ['u2', 'skeptical']], 1)
     """
+    return _rows(comments, proba, classes, _labelled_in(comments, labelled), list(labelled or {}), min_confidence)
+
+
+def _labelled_in(comments: pd.DataFrame, labelled: dict[str, pd.DataFrame] | None) -> np.ndarray:
+    """Per comment, the name of the first split of ``labelled`` that holds it (same stripped text and target), or ``""``."""
+    found = np.full(len(comments), "", dtype=object)
+    keys = _key(comments)
+    for split, frame in (labelled or {}).items():
+        if frame is None or not len(frame):
+            continue
+        hit = (found == "") & keys.isin(set(_key(frame))).to_numpy()
+        found[hit] = split
+    return found
+
+
+def _rows(comments: pd.DataFrame, proba, classes: Sequence[Any], found: np.ndarray, splits: Sequence[str],
+          min_confidence: float) -> TeacherRows:
     proba = np.asarray(proba, dtype=float)
     if proba.shape != (len(comments), len(classes)):
         raise ValueError(f"proba has shape {proba.shape}, expected {(len(comments), len(classes))}")
@@ -88,17 +105,8 @@ def teacher_table(
     table = comments.copy()
     table["label"] = [str(classes[i]) for i in proba.argmax(axis=1)]
     table["teacher_confidence"] = proba.max(axis=1)
-    keep = np.ones(len(table), dtype=bool)
-    counts: dict[str, int] = {}
-    keys = _key(table)
-    for split, frame in (labelled or {}).items():
-        if frame is None or not len(frame):
-            continue
-        seen = set(_key(frame))
-        hit = keep & keys.isin(seen).to_numpy()
-        if hit.any():
-            counts[split] = int(hit.sum())
-            keep &= ~hit
+    keep = found == ""
+    counts = {str(split): int(n) for split in splits if (n := (found == split).sum())}
     confident = table["teacher_confidence"].to_numpy() >= min_confidence
     below = int((keep & ~confident).sum())
     kept = table[keep & confident].reset_index(drop=True)
@@ -120,11 +128,8 @@ def label_with(teacher, comments: pd.DataFrame, *, labelled: dict[str, pd.DataFr
     from .training import model_frame
 
     teacher._check_fitted()
-    keys = _key(comments)
-    fresh = np.ones(len(comments), dtype=bool)
-    for frame in (labelled or {}).values():
-        if frame is not None and len(frame):
-            fresh &= ~keys.isin(set(_key(frame))).to_numpy()
+    found = _labelled_in(comments, labelled)
+    fresh = found == ""
     classes = [str(c) for c in teacher.classes_]
     proba = np.zeros((len(comments), len(classes)))
     proba[:, 0] = 1.0  # placeholder rows: every one of them is left out as labelled below
@@ -139,7 +144,7 @@ def label_with(teacher, comments: pd.DataFrame, *, labelled: dict[str, pd.DataFr
         if bar is not None:
             bar.close()
         proba[fresh] = np.concatenate(scored)
-    return teacher_table(comments, proba, classes, labelled=labelled, min_confidence=min_confidence)
+    return _rows(comments, proba, classes, found, list(labelled or {}), min_confidence)
 
 
 def _progress_bar(total: int, desc: str):
