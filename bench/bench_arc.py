@@ -23,7 +23,8 @@ not rerun here). ARC has no dev split, so the preset's equal weights are used as
 ``--transformer`` trains the transformer preset alone, with ``--transformer-param KEY=VALUE``
 settings (repeatable) over the preset's defaults and ``--base-model`` for another local backbone:
 ARC's comments are longer than ours (with the claim, 45% of its test pairs pass 128 tokens, 0.6%
-pass 256), so ``max_length`` is the first setting to try there.
+pass 256), so ``max_length`` is the first setting to try there. ``--predictions CSV`` keeps its
+test probabilities, so that mixes and error analyses need no second training.
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def main() -> None:
                         help="a setting of --transformer (repeatable), e.g. max_length=256")
     parser.add_argument("--base-model", default=None, help="a local Hugging Face folder for --transformer")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--predictions", type=Path, default=None, metavar="CSV",
+                        help="with --transformer: write its test probabilities (id, gold label, p_<label>) "
+                             "to this new file, for mixing or error analysis without retraining")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = Path(args.folder)
+    if args.predictions is not None and (args.predictions.exists() or not args.transformer):
+        sys.exit(f"--predictions {args.predictions}: " + ("exists; give a new file name" if args.transformer
+                                                          else "needs --transformer"))
     if not (folder / "train.jsonl").exists():
         print(f"skipped: no ARC data at {folder} (pass its folder as the first argument)")
         return
@@ -127,6 +134,13 @@ def main() -> None:
         classes = [str(c) for c in model.classes_]
         score = macro_f1(gold, [classes[i] for i in proba.argmax(axis=1)], classes)
         print(f"{'transformer':<34}{score:>15.3f}   ({len(test) / score_s:.0f} comments/s scored)", flush=True)
+        if args.predictions is not None:
+            import pandas as pd
+
+            table = pd.DataFrame({"id": test["id"].tolist(), "gold": gold,
+                                  **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)}})
+            table.to_csv(args.predictions, index=False)
+            print(f"test probabilities written to {args.predictions}")
         # the ensemble preset's rule, fixed in advance: the equal mean with the SVM's probabilities
         svm = fitted["svm, claim prepended"]
         svm_proba = svm.predict_proba(test)[:, [list(map(str, svm.classes_)).index(c) for c in classes]]
