@@ -106,7 +106,7 @@ def main() -> None:
     if args.ensemble:
         one, five, _ = os.getloadavg()
         start = time.perf_counter()
-        model = make_model("ensemble", seed=args.seed).fit(train, train["label"])
+        model = make_model("ensemble", seed=args.seed).fit(train, train["label"], progress=True)
         train_s = time.perf_counter() - start
         classes = [str(c) for c in model.classes_]
         print(f"\nensemble preset, seed {args.seed}: trained in {train_s / 60:.1f} min "
@@ -123,7 +123,8 @@ def main() -> None:
             params["base_model"] = args.base_model
         one, five, _ = os.getloadavg()
         start = time.perf_counter()
-        model = make_model("transformer", **params).fit(train, train["label"])
+        # an hour on 2 CPUs: show a progress bar per epoch on stderr so a long run does not look hung
+        model = make_model("transformer", **params).fit(train, train["label"], progress=True)
         train_s = time.perf_counter() - start
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         print(f"\ntransformer preset ({shown}): trained in {train_s / 60:.1f} min "
