@@ -30,7 +30,11 @@ from comment_stance.metrics import macro_f1
 def read(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if not path.is_file():
         sys.exit(f"error: {path}: no such file; give the CSVs that bench_arc.py --predictions wrote")
-    table = pd.read_csv(path, dtype={"id": str, "gold": str})
+    try:
+        table = pd.read_csv(path, dtype={"id": str, "gold": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        sys.exit(f"error: {path}: not a CSV file ({str(err).splitlines()[0]}); "
+                 "give the CSVs that bench_arc.py --predictions wrote")
     labels = [c[2:] for c in table.columns if c.startswith("p_")]
     if "id" not in table.columns or "gold" not in table.columns or not labels:
         sys.exit(f"error: {path}: needs the columns id, gold and p_<label>; "
@@ -59,7 +63,12 @@ def main() -> None:
             sys.exit(f"error: {path}: line {row + 2} is {table['id'][row]} ({table['gold'][row]}), "
                      f"but {first['id'][row]} ({first['gold'][row]}) in {args.predictions[0]}; "
                      "give files of the same test set")
-        probabilities.append(table[[f"p_{c}" for c in labels]].to_numpy(dtype=float))
+        columns = [f"p_{c}" for c in labels]
+        bad = table[columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1).to_numpy().nonzero()[0]
+        if len(bad):
+            sys.exit(f"error: {path}: line {int(bad[0]) + 2} has a missing or non-numeric probability; "
+                     "give the CSVs that bench_arc.py --predictions wrote")
+        probabilities.append(table[columns].to_numpy(dtype=float))
     # every file checked before anything is printed: no partial table
     for path, proba in zip(args.predictions, probabilities):
         scores.append(macro_f1(gold, [labels[i] for i in proba.argmax(axis=1)], labels))
