@@ -26,15 +26,16 @@ import pandas as pd
 
 from comment_stance.metrics import macro_f1
 
+FIX = "give the CSVs that bench_arc.py --predictions wrote"
+
 
 def read(path: Path) -> tuple[pd.DataFrame, list[str]]:
     if not path.is_file():
-        sys.exit(f"error: {path}: no such file; give the CSVs that bench_arc.py --predictions wrote")
+        sys.exit(f"error: {path}: no such file; {FIX}")
     try:
         table = pd.read_csv(path, dtype={"id": str, "gold": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        sys.exit(f"error: {path}: not a CSV file ({str(err).splitlines()[0]}); "
-                 "give the CSVs that bench_arc.py --predictions wrote")
+        sys.exit(f"error: {path}: not a CSV file ({str(err).splitlines()[0]}); {FIX}")
     labels = [c[2:] for c in table.columns if c.startswith("p_")]
     if "id" not in table.columns or "gold" not in table.columns or not labels:
         sys.exit(f"error: {path}: needs the columns id, gold and p_<label>; "
@@ -46,39 +47,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", nargs="+", type=Path, help="CSV files of bench_arc.py --predictions")
     args = parser.parse_args()
-    first, labels = read(args.predictions[0])
+    tables = [read(path) for path in args.predictions]   # each file read once
+    (first, labels), name = tables[0], args.predictions[0]
     gold = first["gold"].tolist()
-    scores, probabilities = [], []
-    for path in args.predictions:
-        table, these = read(path)
+
+    def score(proba: np.ndarray) -> float:
+        return macro_f1(gold, [labels[i] for i in proba.argmax(axis=1)], labels)
+
+    probabilities = []
+    for path, (table, these) in zip(args.predictions, tables):
         if these != labels:
-            sys.exit(f"error: {path}: label columns {these} differ from {labels} in {args.predictions[0]}")
+            sys.exit(f"error: {path}: label columns {these} differ from {labels} in {name}")
         if len(table) != len(first):
-            sys.exit(f"error: {path}: {len(table)} rows, but {args.predictions[0]} has {len(first)}; "
-                     "give files of the same test set")
+            sys.exit(f"error: {path}: {len(table)} rows, but {name} has {len(first)}; give files of the same test set")
         differ = np.flatnonzero((table["id"].to_numpy() != first["id"].to_numpy())
                                 | (table["gold"].to_numpy() != first["gold"].to_numpy()))
         if len(differ):
             row = int(differ[0])
             sys.exit(f"error: {path}: line {row + 2} is {table['id'][row]} ({table['gold'][row]}), "
-                     f"but {first['id'][row]} ({first['gold'][row]}) in {args.predictions[0]}; "
-                     "give files of the same test set")
+                     f"but {first['id'][row]} ({first['gold'][row]}) in {name}; give files of the same test set")
         columns = [f"p_{c}" for c in labels]
         bad = table[columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1).to_numpy().nonzero()[0]
         if len(bad):
-            sys.exit(f"error: {path}: line {int(bad[0]) + 2} has a missing or non-numeric probability; "
-                     "give the CSVs that bench_arc.py --predictions wrote")
+            sys.exit(f"error: {path}: line {int(bad[0]) + 2} has a missing or non-numeric probability; {FIX}")
         probabilities.append(table[columns].to_numpy(dtype=float))
     # every file checked before anything is printed: no partial table
-    for path, proba in zip(args.predictions, probabilities):
-        scores.append(macro_f1(gold, [labels[i] for i in proba.argmax(axis=1)], labels))
-        print(f"{str(path):<48}{scores[-1]:>8.3f}")
+    scores = [score(proba) for proba in probabilities]
+    for path, value in zip(args.predictions, scores):
+        print(f"{str(path):<48}{value:>8.3f}")
     std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
     print(f"{f'mean ± std over {len(scores)} file(s)':<48}{np.mean(scores):>8.3f} ± {std:.3f}")
-    bag = np.mean(probabilities, axis=0)
-    print(f"{f'bag (averaged probabilities of {len(scores)})':<48}"
-          f"{macro_f1(gold, [labels[i] for i in bag.argmax(axis=1)], labels):>8.3f}")
-
+    print(f"{f'bag (averaged probabilities of {len(scores)})':<48}{score(np.mean(probabilities, axis=0)):>8.3f}")
 
 if __name__ == "__main__":
     main()
