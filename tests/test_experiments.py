@@ -371,18 +371,27 @@ def test_committed_results_are_the_runs_own_numbers():
 
 
 def test_committed_run_folders_reproduce_their_own_reports():
-    """A study committed whole (predictions included) is a run folder whose report is what the
-    report code draws from it today, and whose metrics match its predictions. After a change to
-    the report's layout, redraw it: ``stance report experiments/results/NAME``."""
+    """A study committed whole is a run folder whose report is what the report code draws from it
+    today, and whose metrics match what they summarise: the predictions where the protocol keeps
+    them, the per-article cells of a few-shot curve (which keeps none). After a change to the
+    report's layout, redraw it: ``stance report experiments/results/NAME``."""
     from comment_stance.report import leaderboard, markdown
 
     folders = [p.parent for p in (REPO / "experiments" / "results").glob("*/run.json")]
-    assert folders, "experiments/results/mpnet-loao/ is committed as a whole run folder"
+    assert {"mpnet-loao", "few-shot-mpnet"} <= {f.name for f in folders}
     for folder in folders:
         run = load_run(folder)
         assert markdown(leaderboard(run)) == (folder / "report.md").read_text()
         for evaluation, entry in run.metrics["evaluations"].items():
             for model, result in entry["models"].items():
+                if entry["protocol"] == "few-shot":
+                    cells = [seed["groups"] for seed in result["seeds"].values()]
+                    for point in result["summary"]["points"]:
+                        k = str(point["shots"])
+                        scores = [group["macro_f1"][k] for groups in cells for group in groups.values()]
+                        assert point["cells"] == len(scores)
+                        assert point["mean"] == pytest.approx(float(np.mean(scores)))
+                    continue
                 table = run.predictions(evaluation, model, seed=0)
                 assert result["seeds"]["0"]["accuracy"] == pytest.approx(float(table["correct"].mean()))
 
