@@ -54,6 +54,7 @@ def main() -> None:
     def score(proba: np.ndarray) -> float:
         return macro_f1(gold, [labels[i] for i in proba.argmax(axis=1)], labels)
 
+    columns = [f"p_{c}" for c in labels]
     probabilities = []
     for path, (table, these) in zip(args.predictions, tables):
         if these != labels:
@@ -66,7 +67,6 @@ def main() -> None:
             row = int(differ[0])
             sys.exit(f"error: {path}: line {row + 2} is {table['id'][row]} ({table['gold'][row]}), "
                      f"but {first['id'][row]} ({first['gold'][row]}) in {name}; give files of the same test set")
-        columns = [f"p_{c}" for c in labels]
         bad = table[columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1).to_numpy().nonzero()[0]
         if len(bad):
             sys.exit(f"error: {path}: line {int(bad[0]) + 2} has a missing or non-numeric probability; {FIX}")
@@ -78,6 +78,7 @@ def main() -> None:
     std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
     print(f"{f'mean ± std over {len(scores)} file(s)':<48}{np.mean(scores):>8.3f} ± {std:.3f}")
     print(f"{f'bag (averaged probabilities of {len(scores)})':<48}{score(np.mean(probabilities, axis=0)):>8.3f}")
+
 
 if __name__ == "__main__":
     main()
