@@ -138,3 +138,80 @@ def test_an_ensemble_can_adapt_some_members_and_keep_the_others(tiny, tmp_path):
     assert members[0] == {"method": "kept"} and members[1]["method"] != "kept"
     np.testing.assert_allclose(load_model(out).members_[0].predict_proba(tiny.dev), svm.predict_proba(tiny.dev),
                                rtol=1e-12)
+
+
+BAGGED = {**TWO_TFIDF, "bag": {"tfidf-logreg": 2}}
+
+
+def test_a_bagged_member_is_the_mean_of_trainings_with_seeds_a_stride_apart(tiny, tmp_path):
+    ensemble = make_model("ensemble", **BAGGED, seed=4).fit(tiny.train, tiny.train["label"])
+    assert [m.seed for m in ensemble.members_] == [4, 4, 1004]
+    alone = [make_model(name, seed=seed).fit(tiny.train, tiny.train["label"])
+             for name, seed in [("tfidf-svm", 4), ("tfidf-logreg", 4), ("tfidf-logreg", 1004)]]
+    expected = 0.5 * alone[0].predict_proba(tiny.test) + 0.25 * (alone[1].predict_proba(tiny.test)
+                                                                + alone[2].predict_proba(tiny.test))
+    np.testing.assert_allclose(ensemble.predict_proba(tiny.test), expected, rtol=1e-12)
+    # a seed given to the bagged member moves with the bag too; weights apply per member, not per training
+    weighted = make_model("ensemble", **BAGGED, weights=[1, 3], member_params={"tfidf-logreg": {"seed": 9}})
+    assert [(n, w) for n, _, w in weighted._slots()] == [("tfidf-svm", 0.25), ("tfidf-logreg", 0.375),
+                                                         ("tfidf-logreg", 0.375)]
+    assert [weighted._make_member("tfidf-logreg", i).seed for i in (0, 1, 2)] == [9, 1009, 2009]
+    # saved: one member folder per training, and it loads and scores the same
+    result = train(tiny, "ensemble", tmp_path / "bag", params={**BAGGED, "seed": 4})
+    config = json.loads((tmp_path / "bag" / "config.json").read_text())
+    assert [m["preset"] for m in config["weights"]["members"]] == ["tfidf-svm", "tfidf-logreg", "tfidf-logreg"]
+    assert config["params"]["bag"] == {"tfidf-logreg": 2}
+    loaded = load_model(tmp_path / "bag")
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test), expected, rtol=1e-12)
+    np.testing.assert_allclose(result.model.predict_proba(tiny.test), expected, rtol=1e-12)
+    # a folder whose member list does not match its bag is refused as damaged
+    config["weights"]["members"] = config["weights"]["members"][:2]
+    (tmp_path / "bag" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="2 member folders for 3 member trainings"):
+        load_model(tmp_path / "bag")
+
+
+def test_a_bag_takes_its_first_training_from_the_member_trained_alone(tiny):
+    alone = make_model("tfidf-logreg", seed=4).fit(tiny.train, tiny.train["label"])
+    asked = []
+
+    def lookup(preset, params):
+        asked.append((preset, params["seed"]))
+        return (alone, 12.5) if preset == "tfidf-logreg" and params["seed"] == 4 else None
+
+    ensemble = make_model("ensemble", **BAGGED, seed=4).reuse(lookup).fit(tiny.train, tiny.train["label"])
+    assert asked == [("tfidf-svm", 4), ("tfidf-logreg", 4), ("tfidf-logreg", 1004)]
+    assert ensemble.members_[1] is alone and ensemble.reused_members_ == [False, True, False]
+    assert ensemble.member_fit_s_[1] == 12.5
+
+
+@pytest.mark.parametrize("bag, message", [
+    ({"transformer": 2}, "bag names 'transformer', which is not a member"),
+    ({"tfidf-logreg": 0}, "bag gives 'tfidf-logreg' 0 trainings"),
+    ({"tfidf-logreg": 2.5}, "bag gives 'tfidf-logreg' 2.5 trainings"),
+    ({"tfidf-logreg": True}, "bag gives 'tfidf-logreg' True trainings"),
+    ([3], r"bag=\[3\] is not usable"),
+])
+def test_an_unusable_bag_fails_before_any_member_is_trained(tiny, bag, message):
+    with pytest.raises(ModelError, match=message):
+        make_model("ensemble", **TWO_TFIDF, bag=bag).fit(tiny.train, tiny.train["label"])
+
+
+def test_a_member_without_a_seed_cannot_be_bagged(tiny):
+    with pytest.raises(ModelError, match="bag trains 'majority' more than once, but it has no seed"):
+        make_model("ensemble", members=["tfidf-svm", "majority"], bag={"majority": 2}).fit(tiny.train,
+                                                                                         tiny.train["label"])
+
+
+def test_stance_train_bags_a_member_from_the_command_line(tiny_dir, tmp_path):
+    out = tmp_path / "bag"
+    result = CliRunner().invoke(app, ["train", "--model", "ensemble", "--data", str(tiny_dir), "--out", str(out),
+                                      "--param", 'members=["tfidf-svm", "tfidf-logreg"]',
+                                      "--param", "bag={tfidf-logreg = 3}"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "config.json").read_text())["weights"]["members"]) == 4
+    result = CliRunner().invoke(app, ["train", "--model", "ensemble", "--data", str(tiny_dir), "--out",
+                                      str(tmp_path / "bad"), "--param", "bag={tfidf-logreg = 0}"])
+    assert result.exit_code != 0
+    assert "bag names 'tfidf-logreg', which is not a member" in result.output
+    assert not (tmp_path / "bad").exists()

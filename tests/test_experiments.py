@@ -450,6 +450,18 @@ def test_an_ensemble_reuses_the_members_the_experiment_trained(tmp_path, in_repo
     assert shared.config["scoring"]["baselines"] == ["tfidf-svm", "tfidf-logreg"]
 
 
+def test_a_bag_reuses_only_its_first_training(tmp_path, in_repo):
+    text = ENSEMBLE.replace('members = ["tfidf-svm", "tfidf-logreg"]',
+                            'members = ["tfidf-svm", "tfidf-logreg"]\nbag = { tfidf-logreg = 3 }')
+    run = run_experiment(load_config(write(tmp_path, text), {"evaluations.loao.models": "tfidf-svm"}),
+                         out=tmp_path / "run")
+    # the SVM and the logreg with the experiment's seed are taken; seeds 1000 and 2000 train anew
+    assert run.timings["evaluations"]["fixed"]["both"]["0"]["reused_members"] == 2
+    predictions = run.predictions("fixed", "both")
+    columns = [c for c in predictions.columns if c.startswith("p_")]
+    assert np.allclose(predictions[columns].to_numpy(float).sum(axis=1), 1.0)
+
+
 def test_a_member_with_other_settings_is_trained_not_reused(tmp_path, in_repo):
     text = ENSEMBLE.replace('[models.tfidf-svm]\npreset = "tfidf-svm"', '[models.tfidf-svm]\npreset = "tfidf-svm"\nC = 0.5')
     run = run_experiment(load_config(write(tmp_path, text), {"evaluations.loao.models": "tfidf-svm"}),

@@ -8,6 +8,10 @@ fine-tuned transformer with equal weights: their errors differ (character n-gram
 sentence encoder), and on the unseen-article split the mean scored 0.750 macro-F1 against 0.699
 for the transformer and 0.672 for the SVM alone (three seeds, experiments/results/full-study).
 
+A member can also be a seed bag (``bag={"transformer-mpnet": 3}``): trained that many times with
+different seeds and averaged, so that one model no longer depends on one seed's luck
+(experiments/mpnet-bag.toml measures it). Its trainings are saved as members of their own.
+
 Scoring costs the sum of the members' costs, so the ensemble is an accurate preset, not the
 fast one. Its gain is measured on our corpus; on ARC's reader comments it scored below its
 transformer member (0.560 against 0.571, ``docs/transformer.md``), and with the stronger
@@ -36,6 +40,10 @@ ADAPT_BY_DEFAULT = ("tfidf",)
 DEFAULT_MEMBER_PARAMS: dict[str, dict[str, Any]] = {"transformer": {"epochs": 3, "patience": 2}}
 #: settings that change how a model runs, not what it learned; passed on to members that have them
 RUNTIME = ("threads", "quantize", "inference_batch_size")
+#: the i-th training of a bagged member gets the seed ``seed + i * BAG_SEED_STRIDE``: its first
+#: training is the member trained alone with the ensemble's seed (so an experiment reuses it), and
+#: the bags of seeds 0, 1, 2... share no training while seeds stay below the stride
+BAG_SEED_STRIDE = 1000
 
 
 class EnsembleModel(StanceModel):
@@ -44,6 +52,10 @@ class EnsembleModel(StanceModel):
     - ``members``: preset names, e.g. ``["tfidf-svm", "transformer"]``;
     - ``weights``: one non-negative weight per member (``None``: equal), normalised to sum 1;
     - ``member_params``: hyper-parameters per member preset, e.g. ``{"transformer": {"epochs": 3}}``;
+    - ``bag``: trainings per member preset, e.g. ``{"transformer-mpnet": 3}``: that member is the
+      mean of three trainings that differ only in their seed (``seed``, ``seed + 1000``,
+      ``seed + 2000``), each taking a third of the member's weight (a seed bag: as many times the
+      training and scoring); members not named train once;
     - ``seed``: passed to every member that has one;
     - ``threads``, ``quantize``, ``inference_batch_size``: runtime settings passed to the members
       that have them (``None``: the member's own).
@@ -58,11 +70,13 @@ class EnsembleModel(StanceModel):
     fitted_lookup: Callable[[str, dict[str, Any]], tuple[StanceModel, float] | None] | None = None
 
     def __init__(self, members: Sequence[str] = ("tfidf-svm", "transformer"), weights: Sequence[float] | None = None,
-                 member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0, threads: int | None = None,
-                 quantize: str | None = None, inference_batch_size: int | None = None):
+                 member_params: dict[str, dict[str, Any]] | None = None, bag: dict[str, int] | None = None,
+                 seed: int = 0, threads: int | None = None, quantize: str | None = None,
+                 inference_batch_size: int | None = None):
         self.members = members
         self.weights = weights
         self.member_params = member_params
+        self.bag = bag
         self.seed = seed
         self.threads = threads
         self.quantize = quantize
@@ -131,7 +145,31 @@ class EnsembleModel(StanceModel):
                              f"give {n} non-negative numbers, not all zero, or leave weights unset")
         return weights / weights.sum()
 
-    def _make_member(self, name: str) -> StanceModel:
+    def _slots(self) -> list[tuple[str, int, float]]:
+        """One ``(preset, bag index, weight)`` per model the ensemble trains and averages, in order:
+        a member bagged n times takes n slots, each with 1/n of its weight.
+
+        >>> EnsembleModel(members=["tfidf-svm", "transformer"], bag={"transformer": 2})._slots()
+        [('tfidf-svm', 0, 0.5), ('transformer', 0, 0.25), ('transformer', 1, 0.25)]
+        """
+        names = self._member_names()
+        weights = self._normalised_weights(len(names))
+        bag = self.bag if self.bag is not None else {}
+        if not isinstance(bag, dict):
+            raise ModelError(f"bag={self.bag!r} is not usable", "give a table of trainings per member preset, "
+                             "e.g. {transformer-mpnet = 3}")
+        unknown = sorted(set(bag) - set(names))
+        if unknown:
+            raise ModelError(f"bag names '{unknown[0]}', which is not a member", f"members: {', '.join(names)}")
+        for name, n in bag.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ModelError(f"bag gives '{name}' {n!r} trainings", "give a whole number, 1 or more")
+        return [(name, i, float(w) / bag.get(name, 1)) for name, w in zip(names, weights)
+                for i in range(bag.get(name, 1))]
+
+    def _make_member(self, name: str, index: int = 0) -> StanceModel:
+        """Member ``name`` unfitted, with its settings; ``index`` is its place in a bag (the seed
+        moves by ``index * BAG_SEED_STRIDE``)."""
         from . import make_model
 
         params = {**DEFAULT_MEMBER_PARAMS.get(name, {}), **((self.member_params or {}).get(name) or {})}
@@ -140,13 +178,18 @@ class EnsembleModel(StanceModel):
         settings = {k: getattr(self, k) for k in ("seed", *RUNTIME) if k in known and getattr(self, k) is not None}
         if "seed" in known and "seed" in params:
             settings.pop("seed")  # a seed given for this member wins
+        if index:
+            if "seed" not in known:
+                raise ModelError(f"bag trains '{name}' more than once, but it has no seed, so every training is the "
+                                 "same", f"leave '{name}' out of bag")
+            settings["seed"] = int(params.get("seed", settings.get("seed", known["seed"]))) + index * BAG_SEED_STRIDE
         return member.set_params(**settings)
 
     # -- the estimator contract ------------------------------------------------------------
     def fit(self, X, y, dev: tuple[Any, Sequence[Any]] | None = None, progress: bool = False) -> "EnsembleModel":
         """Fit every member on ``X``, ``y`` (``dev`` goes to the members that use one)."""
+        slots = self._slots()
         names = self._member_names()
-        self._normalised_weights(len(names))
         if self.member_params is not None and not isinstance(self.member_params, dict):
             raise ModelError(f"member_params={self.member_params!r} is not usable",
                              "give a table of hyper-parameters per member preset, e.g. {transformer = {epochs = 3}}")
@@ -154,10 +197,11 @@ class EnsembleModel(StanceModel):
         if unknown:
             raise ModelError(f"member_params names '{unknown[0]}', which is not a member",
                              f"members: {', '.join(names)}")
-        members = [self._make_member(name) for name in names]  # hyper-parameters checked before any work
+        # hyper-parameters checked before any work
+        members = [(name, self._make_member(name, index)) for name, index, _ in slots]
         labels = self._labels(y)
         fitted, seconds, reused = [], [], []
-        for name, member in zip(names, members):
+        for name, member in members:
             found = self.fitted_lookup(name, member.get_params(deep=False)) if self.fitted_lookup else None
             if found is not None:
                 fitted.append(found[0])
@@ -203,7 +247,7 @@ class EnsembleModel(StanceModel):
     def predict_proba(self, X) -> np.ndarray:
         """The weighted mean of the members' calibrated probabilities, columns in ``classes_`` order."""
         self._check_fitted()
-        weights = self._normalised_weights(len(self.members_))
+        weights = [weight for _, _, weight in self._slots()]
         total = None
         for weight, member in zip(weights, self.members_):
             proba = np.asarray(member.predict_proba(X), dtype=np.float64)
@@ -238,8 +282,9 @@ class EnsembleModel(StanceModel):
         """
         from ..training import _adapt_settings
 
-        names = self._member_names()
-        models = list(member_models) if member_models is not None else [self._make_member(n) for n in names]
+        slots = self._slots()
+        names = [name for name, _, _ in slots]
+        models = list(member_models) if member_models is not None else [self._make_member(n, i) for n, i, _ in slots]
         if members is None:
             chosen = [n for n, m in zip(names, models) if m.family in ADAPT_BY_DEFAULT] or names
         else:
@@ -265,7 +310,7 @@ class EnsembleModel(StanceModel):
         from ..training import _adapt_settings
 
         self._check_fitted()
-        names = self._member_names()
+        names = [name for name, _, _ in self._slots()]
         given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
@@ -295,7 +340,7 @@ class EnsembleModel(StanceModel):
         from ..persist import save_model
 
         saved = []
-        for i, (name, member) in enumerate(zip(self._member_names(), self.members_)):
+        for i, ((name, _, _), member) in enumerate(zip(self._slots(), self.members_)):
             relative = f"{MEMBERS_DIR}/{i}-{name}"
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             save_model(member, folder / relative, name=name)
@@ -309,9 +354,10 @@ class EnsembleModel(StanceModel):
         if not isinstance(entries, list) or not entries:
             raise ModelError(f"{folder / 'config.json'}: the ensemble lists no members", "the model folder is damaged; "
                              "retrain it")
-        if len(entries) != len(list(self.members)):
-            raise ModelError(f"{folder / 'config.json'}: {len(entries)} member folders for {len(list(self.members))} "
-                             "members", "the model folder is damaged; retrain it")
+        expected = len(self._slots())
+        if len(entries) != expected:
+            raise ModelError(f"{folder / 'config.json'}: {len(entries)} member folders for {expected} member "
+                             "trainings", "the model folder is damaged; retrain it")
         runtime = {k: getattr(self, k) for k in RUNTIME if getattr(self, k) is not None}
         members = []
         for entry in entries:
