@@ -7,7 +7,8 @@ import pytest
 from sklearn.base import clone
 from typer.testing import CliRunner
 
-from comment_stance import load_model, make_model
+from comment_stance import combine, load_model, make_model
+from comment_stance.calibration import fit_temperature, nll, softmax
 from comment_stance.cli import app
 from comment_stance.data import load_dataset
 from comment_stance.errors import ModelError
@@ -69,6 +70,53 @@ def test_a_saved_ensemble_loads_and_scores_the_same(tiny, tmp_path):
         assert json.loads((tmp_path / "ens" / member["path"] / "config.json").read_text())["family"] == "tfidf"
     loaded = load_model(tmp_path / "ens")
     np.testing.assert_allclose(loaded.predict_proba(tiny.test), result.model.predict_proba(tiny.test), rtol=1e-12)
+
+
+def test_the_mean_is_recalibrated_on_dev_with_one_temperature(tiny, tmp_path):
+    dev = (tiny.dev, tiny.dev["label"].tolist())
+    plain = make_model("ensemble", **TWO_TFIDF, seed=4, calibrate=False).fit(tiny.train, tiny.train["label"], dev=dev)
+    assert plain.temperature_ == 1.0
+    ensemble = make_model("ensemble", **TWO_TFIDF, seed=4).fit(tiny.train, tiny.train["label"], dev=dev)
+    index = {c: i for i, c in enumerate(ensemble.classes_)}
+    dev_logits = np.log(plain.predict_proba(tiny.dev))
+    dev_labels = np.array([index[v] for v in dev[1]])
+    # the temperature minimizing the dev NLL of softmax(log(mean) / T), applied to every comment
+    assert ensemble.temperature_ == pytest.approx(fit_temperature(dev_logits, dev_labels), rel=1e-9)
+    assert ensemble.temperature_ != pytest.approx(1.0, abs=0.01)
+    mean = plain.predict_proba(tiny.test)
+    proba = ensemble.predict_proba(tiny.test)
+    np.testing.assert_allclose(proba, softmax(np.log(mean), ensemble.temperature_), rtol=1e-9)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert proba.argmax(axis=1).tolist() == mean.argmax(axis=1).tolist()  # the same labels win
+    assert nll(np.log(ensemble.predict_proba(tiny.dev)), dev_labels) < nll(dev_logits, dev_labels)
+    # a dev label the ensemble never saw is left out of the fit
+    odd = ensemble.recalibrate(tiny.dev, ["nope"] + dev[1][1:]).temperature_
+    assert odd == pytest.approx(fit_temperature(dev_logits[1:], dev_labels[1:]), rel=1e-9)
+    assert ensemble.recalibrate(tiny.dev[:1], ["nope"]).temperature_ == 1.0
+    ensemble.recalibrate(*dev)
+    # adapting members keeps the temperature; saving and loading keeps it
+    assert ensemble.adapt(tiny.test, tiny.test["label"], C=5.0).temperature_ == ensemble.temperature_
+    result = train(tiny, "ensemble", tmp_path / "ens", params={**TWO_TFIDF, "seed": 4})
+    assert result.model.temperature_ == pytest.approx(ensemble.temperature_, rel=1e-9)
+    config_path = tmp_path / "ens" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["weights"]["temperature"] == pytest.approx(ensemble.temperature_, rel=1e-9)
+    np.testing.assert_allclose(load_model(tmp_path / "ens").predict_proba(tiny.test), proba, rtol=1e-9)
+    # a folder saved before the temperature existed loads as the plain mean
+    del config["weights"]["temperature"]
+    config_path.write_text(json.dumps(config))
+    np.testing.assert_allclose(load_model(tmp_path / "ens").predict_proba(tiny.test), mean, rtol=1e-9)
+    for bad in (0, -1.5, "2", True, None):
+        config["weights"]["temperature"] = bad
+        config_path.write_text(json.dumps(config))
+        with pytest.raises(ModelError, match=f"temperature {bad!r} is not a positive number"):
+            load_model(tmp_path / "ens")
+    # combined from folders: recalibrated on the data's dev split, plain without data
+    members = [train(tiny, name, tmp_path / name, params={"seed": 4}).model for name in TWO_TFIDF["members"]]
+    assert combine(members).model.temperature_ == 1.0
+    combined = combine(members, data=tiny).model
+    assert combined.temperature_ == pytest.approx(ensemble.temperature_, rel=1e-9)
+    np.testing.assert_allclose(combined.predict_proba(tiny.test), proba, rtol=1e-9)
 
 
 def test_a_member_path_that_leaves_the_folder_is_refused(tiny, tmp_path):
@@ -162,8 +210,10 @@ def test_a_bagged_member_is_the_mean_of_trainings_with_seeds_a_stride_apart(tiny
     assert [m["preset"] for m in config["weights"]["members"]] == ["tfidf-svm", "tfidf-logreg", "tfidf-logreg"]
     assert config["params"]["bag"] == {"tfidf-logreg": 2}
     loaded = load_model(tmp_path / "bag")
-    np.testing.assert_allclose(loaded.predict_proba(tiny.test), expected, rtol=1e-12)
-    np.testing.assert_allclose(result.model.predict_proba(tiny.test), expected, rtol=1e-12)
+    # train() gives the dev split, on which the mean is recalibrated (the test below)
+    recalibrated = softmax(np.log(expected), result.model.temperature_)
+    np.testing.assert_allclose(loaded.predict_proba(tiny.test), recalibrated, rtol=1e-9)
+    np.testing.assert_allclose(result.model.predict_proba(tiny.test), recalibrated, rtol=1e-9)
     # a folder whose member list does not match its bag is refused as damaged
     config["weights"]["members"] = config["weights"]["members"][:2]
     (tmp_path / "bag" / "config.json").write_text(json.dumps(config))
@@ -183,6 +233,21 @@ def test_a_bag_takes_its_first_training_from_the_member_trained_alone(tiny):
     assert asked == [("tfidf-svm", 4), ("tfidf-logreg", 4), ("tfidf-logreg", 1004)]
     assert ensemble.members_[1] is alone and ensemble.reused_members_ == [False, True, False]
     assert ensemble.member_fit_s_[1] == 12.5
+
+
+def test_the_trainings_of_a_bag_adapt_with_seeds_a_stride_apart(tiny, monkeypatch):
+    from comment_stance.models.baselines import TfidfModel
+
+    seeds = []
+
+    def adapt(self, X, y, *, C: float | None = None, seed: int | None = None):  # a TF-IDF adapt that takes a seed
+        seeds.append((self.classifier, seed))
+        return self
+
+    ensemble = make_model("ensemble", **BAGGED, seed=4).fit(tiny.train, tiny.train["label"])
+    monkeypatch.setattr(TfidfModel, "adapt", adapt)
+    ensemble.adapt(tiny.test, tiny.test["label"], seed=7, members="all")
+    assert seeds == [("svm", 7), ("logreg", 7), ("logreg", 1007)]
 
 
 @pytest.mark.parametrize("bag, message", [

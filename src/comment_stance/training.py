@@ -251,7 +251,9 @@ def combine(
     The ensemble scores the weighted mean of the members' calibrated probabilities
     (:meth:`EnsembleModel.from_models <comment_stance.models.ensemble.EnsembleModel.from_models>`):
     the same preset trained with several seeds, or models of different families trained apart.
-    With ``data`` it is scored on the dev and test splits, as :func:`train` scores a new model.
+    With ``data`` it is scored on the dev and test splits, as :func:`train` scores a new model, and
+    its temperature is fitted on the dev split first (:meth:`EnsembleModel.recalibrate
+    <comment_stance.models.ensemble.EnsembleModel.recalibrate>`; without one it stays 1).
     ``out`` is checked before any model is read, and may not be one of the folders combined. The
     saved folder holds a copy of every member and records where each came from
     (``training.combined_from``); an off-topic gate of a member is carried over (the first one).
@@ -287,6 +289,8 @@ def combine(
             raise ModelError(f"{dataset.source}: no {' or '.join(evaluate_on)} split to score the ensemble on",
                              "give a dataset folder with dev/test files, or score a file with 'stance evaluate'")
         context = dataset.train if dataset.train is not None else dataset.split(evaluate_on[-1]).iloc[:0]
+        if dataset.dev is not None:  # the mean of calibrated models is under-confident: recalibrate it
+            ensemble.recalibrate(model_frame(dataset.dev, context), dataset.dev["label"].astype(str).tolist())
         metrics = _scores(ensemble, dataset, context, evaluate_on, polar)
     folder = None
     if out is not None:

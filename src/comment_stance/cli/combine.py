@@ -18,7 +18,8 @@ def combine_cli(
     weights: Optional[str] = typer.Option(None, "--weights",
                                           help="One weight per model, e.g. 2,1 (default: equal weights)."),
     data: Optional[Path] = typer.Option(None, "--data", "-d",
-                                        help="Dataset folder to score the ensemble on (its dev and test files)."),
+                                        help="Dataset folder to score the ensemble on (its dev and test files); the "
+                                             "ensemble's mean is recalibrated on its dev file."),
     polar: Optional[str] = typer.Option(None, "--polar", help="Two polar labels for F_avg, e.g. FAVOR,AGAINST."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an existing model folder (only one this tool wrote, "

@@ -12,6 +12,11 @@ A member can also be a seed bag (``bag={"transformer-mpnet": 3}``): trained that
 different seeds and averaged, so that one model no longer depends on one seed's luck
 (experiments/mpnet-bag.toml measures it). Its trainings are saved as members of their own.
 
+Averaging calibrated members leaves the mean under-confident (each member is confident where the
+other is not, so the mean rarely is): ``calibrate`` (on by default) fits one temperature on the
+log of the mean over the dev split, as the transformer does on its logits. It sharpens or
+softens, never changes which label wins.
+
 Scoring costs the sum of the members' costs, so the ensemble is an accurate preset, not the
 fast one. Its gain is measured on our corpus; on ARC's reader comments it scored below its
 transformer member (0.560 against 0.571, ``docs/transformer.md``), and with the stronger
@@ -27,6 +32,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
+from ..calibration import fit_temperature, softmax
 from ..errors import ModelError
 from .base import StanceModel, path_in_folder
 
@@ -44,6 +50,9 @@ RUNTIME = ("threads", "quantize", "inference_batch_size")
 #: training is the member trained alone with the ensemble's seed (so an experiment reuses it), and
 #: the bags of seeds 0, 1, 2... share no training while seeds stay below the stride
 BAG_SEED_STRIDE = 1000
+#: probabilities are clipped to this before their log is taken for the temperature (a member may
+#: give a label exactly 0)
+PROBA_FLOOR = 1e-12
 
 
 class EnsembleModel(StanceModel):
@@ -57,6 +66,9 @@ class EnsembleModel(StanceModel):
       ``seed + 2000``), each taking a third of the member's weight (a seed bag: as many times the
       training and scoring); members not named train once;
     - ``seed``: passed to every member that has one;
+    - ``calibrate``: fit one temperature on the log of the weighted mean over the dev split (when
+      :meth:`fit` gets one), so that the ensemble's confidence matches its accuracy; otherwise
+      (and for folders saved before it existed) the temperature is 1, the plain weighted mean;
     - ``threads``, ``quantize``, ``inference_batch_size``: runtime settings passed to the members
       that have them (``None``: the member's own).
     """
@@ -71,13 +83,14 @@ class EnsembleModel(StanceModel):
 
     def __init__(self, members: Sequence[str] = ("tfidf-svm", "transformer"), weights: Sequence[float] | None = None,
                  member_params: dict[str, dict[str, Any]] | None = None, bag: dict[str, int] | None = None,
-                 seed: int = 0, threads: int | None = None, quantize: str | None = None,
+                 seed: int = 0, calibrate: bool = True, threads: int | None = None, quantize: str | None = None,
                  inference_batch_size: int | None = None):
         self.members = members
         self.weights = weights
         self.member_params = member_params
         self.bag = bag
         self.seed = seed
+        self.calibrate = calibrate
         self.threads = threads
         self.quantize = quantize
         self.inference_batch_size = inference_batch_size
@@ -182,12 +195,13 @@ class EnsembleModel(StanceModel):
             if "seed" not in known:
                 raise ModelError(f"bag trains '{name}' more than once, but it has no seed, so every training is the "
                                  "same", f"leave '{name}' out of bag")
-            settings["seed"] = int(params.get("seed", settings.get("seed", known["seed"]))) + index * BAG_SEED_STRIDE
+            settings["seed"] = int(settings.get("seed", known["seed"])) + index * BAG_SEED_STRIDE
         return member.set_params(**settings)
 
     # -- the estimator contract ------------------------------------------------------------
     def fit(self, X, y, dev: tuple[Any, Sequence[Any]] | None = None, progress: bool = False) -> "EnsembleModel":
-        """Fit every member on ``X``, ``y`` (``dev`` goes to the members that use one)."""
+        """Fit every member on ``X``, ``y`` (``dev`` goes to the members that use one), then the
+        temperature on ``dev`` (with ``calibrate``)."""
         slots = self._slots()
         names = self._member_names()
         if self.member_params is not None and not isinstance(self.member_params, dict):
@@ -218,6 +232,8 @@ class EnsembleModel(StanceModel):
             seconds.append(time.perf_counter() - start)
             reused.append(False)
         self._set_members(fitted)
+        if self.calibrate and dev is not None:
+            self.recalibrate(*dev)
         self.member_fit_s_ = seconds
         self.reused_members_ = reused
         return self
@@ -243,10 +259,33 @@ class EnsembleModel(StanceModel):
                                  "train every member on the same labelled comments")
         self.members_ = members
         self.classes_ = np.asarray(classes, dtype=object)
+        self.temperature_ = 1.0
+
+    def recalibrate(self, X, y: Sequence[Any]) -> "EnsembleModel":
+        """Fit the temperature of the weighted mean on labelled comments ``X``, ``y`` (a dev split
+        the members were not trained on); comments whose label the ensemble does not know are left
+        out, and with none left the temperature is 1."""
+        self._check_fitted()
+        index = {str(c): i for i, c in enumerate(self.classes_)}
+        labels = [str(v) for v in y]
+        known = np.asarray([v in index for v in labels], dtype=bool)
+        self.temperature_ = 1.0
+        if known.any():
+            mean = self._weighted_mean(X)[known]
+            self.temperature_ = fit_temperature(np.log(np.maximum(mean, PROBA_FLOOR)),
+                                                np.asarray([index[v] for v in labels if v in index]))
+        return self
 
     def predict_proba(self, X) -> np.ndarray:
-        """The weighted mean of the members' calibrated probabilities, columns in ``classes_`` order."""
+        """The weighted mean of the members' calibrated probabilities, columns in ``classes_``
+        order, recalibrated with ``temperature_`` (``softmax(log(mean) / T)``)."""
         self._check_fitted()
+        mean = self._weighted_mean(X)
+        if self.temperature_ == 1.0:
+            return mean
+        return softmax(np.log(np.maximum(mean, PROBA_FLOOR)), self.temperature_)
+
+    def _weighted_mean(self, X) -> np.ndarray:
         weights = [weight for _, _, weight in self._slots()]
         total = None
         for weight, member in zip(weights, self.members_):
@@ -304,7 +343,10 @@ class EnsembleModel(StanceModel):
         families in :data:`ADAPT_BY_DEFAULT` (TF-IDF) adapt and the others are kept, since a
         transformer fine-tuned further on a few labels was measured to get worse; an ensemble with
         no TF-IDF member adapts every member. A setting goes to every adapting member whose family
-        has it, and members keep their own defaults for the rest. The weights stay as they are."""
+        has it, and members keep their own defaults for the rest; a ``seed`` moves by
+        ``BAG_SEED_STRIDE`` for each earlier member of the same preset, so that the trainings of a
+        bag (or seeds combined) do not adapt alike. The weights and the temperature stay as they
+        are."""
         import copy
 
         from ..training import _adapt_settings
@@ -321,17 +363,21 @@ class EnsembleModel(StanceModel):
                              f"adapting members: {', '.join(chosen)}"
                              + (f"; kept: {', '.join(kept)} (members=all adapts every member)" if kept else ""))
         adapted_members, records = [], []
-        for name, member in zip(names, self.members_):
+        for i, (name, member) in enumerate(zip(names, self.members_)):
             if name not in chosen:
                 adapted_members.append(member)
                 records.append({"method": "kept"})
                 continue
             accepted = _adapt_settings(member)
-            adapted_members.append(member.adapt(X, y, **{k: v for k, v in given.items() if k in accepted}))
+            settings = {k: v for k, v in given.items() if k in accepted}
+            if "seed" in settings:  # trainings of one preset (a bag, or combined seeds) adapt with seeds apart
+                settings["seed"] = int(settings["seed"]) + names[:i].count(name) * BAG_SEED_STRIDE
+            adapted_members.append(member.adapt(X, y, **settings))
             records.append(getattr(adapted_members[-1], "adaptation_", {}))
         adapted = copy.copy(self)
         adapted.fitted_lookup = None
         adapted._set_members(adapted_members)
+        adapted.temperature_ = self.temperature_
         adapted.adaptation_ = {"method": "members", "members": records}
         return adapted
 
@@ -345,7 +391,7 @@ class EnsembleModel(StanceModel):
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             save_model(member, folder / relative, name=name)
             saved.append({"preset": name, "path": relative})
-        return {"members": saved}
+        return {"members": saved, "temperature": self.temperature_}
 
     def _load_weights(self, folder: Path, config: dict[str, Any]) -> None:
         from ..persist import load_model
@@ -367,6 +413,12 @@ class EnsembleModel(StanceModel):
                                  "or retrain it")
             members.append(load_model(path, **runtime))
         self._set_members(members)
+        temperature = config["weights"].get("temperature", 1.0)  # absent: saved before calibrate existed
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not np.isfinite(temperature) or temperature <= 0:
+            raise ModelError(f"{folder / 'config.json'}: the ensemble's temperature {temperature!r} is not a "
+                             "positive number", "the model folder is damaged; retrain it")
+        self.temperature_ = float(temperature)
 
     def version_info(self) -> dict[str, str]:
         info = super().version_info()
