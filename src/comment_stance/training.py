@@ -289,7 +289,7 @@ def combine(
             raise ModelError(f"{dataset.source}: no {' or '.join(evaluate_on)} split to score the ensemble on",
                              "give a dataset folder with dev/test files, or score a file with 'stance evaluate'")
         context = dataset.train if dataset.train is not None else dataset.split(evaluate_on[-1]).iloc[:0]
-        if dataset.dev is not None:  # the mean of calibrated models is under-confident: recalibrate it
+        if dataset.dev is not None and ensemble.calibrate:  # a mean of calibrated models is under-confident
             ensemble.recalibrate(model_frame(dataset.dev, context), dataset.dev["label"].astype(str).tolist())
         metrics = _scores(ensemble, dataset, context, evaluate_on, polar)
     folder = None
