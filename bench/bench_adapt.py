@@ -6,16 +6,19 @@ the transformer and the ensemble that takes both) and scores several adaptation 
 same held-out articles, shots and evaluation rows as the protocol (``draw_shots``), so that
 recipes are compared like with like at the cost of one base training per seed:
 
-- ``transformer``: continued fine-tuning with the family's few-shot defaults, and a gentler one
-  (``--gentle-lr``, ``--gentle-epochs``);
+- ``transformer``: continued fine-tuning with the family's few-shot defaults, a gentler one
+  (``--gentle-lr``, ``--gentle-epochs``), and head-only adaptation (``method="head"``: the last
+  layer moved toward the new rows with the TF-IDF family's penalty, ``--head-C``);
 - ``tfidf-svm``: the penalty toward the source weights;
 - ``ensemble``: every member adapted (``members="all"``), only the SVM adapted (the default since
-  2026-12-01: the transformer kept as trained), and the SVM with the gentle transformer. An
+  2026-12-01: the transformer kept as trained), the SVM with the gentle transformer, and the SVM
+  with the head-adapted transformer. An
   ensemble's probabilities are the weighted mean of its members', so its recipes are scored from
   the members' adapted models.
 
     python bench/bench_adapt.py                      # seeds 0, 1, 2: about 30 minutes on 2 cores
     python bench/bench_adapt.py --seeds 0 --shots 0,16
+    python bench/bench_adapt.py --config experiments/few-shot-mpnet.toml --skip-gentle   # mpnet (installed)
     python bench/bench_adapt.py --base other-groups --seeds 0 --skip-gentle \
         --groups a01,a02,a03,a04,a06,a07,a08,a10,a11  # leave-one-article-out bases: about 50 minutes
 
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                              "article, trained on the other articles of data/processed/random")
     parser.add_argument("--groups", default=None, help="held-out articles to score, e.g. a01,a03 (default: all)")
     parser.add_argument("--skip-gentle", action="store_true", help="leave out the gentle transformer recipes")
+    parser.add_argument("--head-C", default="1", help="C of the head-only recipes, e.g. 0.1,1 (one recipe pair each)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.base == "other-groups":
         spec = dict(spec, base="other-groups", data="data/processed/random")
     data = load_evaluation_data(name, spec)
+    # the ensemble of the config and its two members (model names of the config: e.g. tfidf-svm, transformer)
+    ens_name = next(n for n, m in config["models"].items() if m["preset"] == "ensemble")
+    svm_name, tr_name = [str(m) for m in config["models"][ens_name]["members"]]
     shots = spec["shots"]
     seeds = [int(s) for s in args.seeds.split(",")]
     one, five, _ = os.getloadavg()
@@ -89,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
                "ensemble: every member adapts (members=all)": ("svm", "tr"),
                "ensemble: only the SVM adapts (default)": ("svm", "base"),
                f"ensemble: SVM + transformer at {gentle_label}": ("svm", "gentle")}
+    head_Cs = [float(c) for c in args.head_C.split(",")]
+    for c in head_Cs:
+        recipes[f"transformer, head only (C {c:g})"] = (None, f"head {c:g}")
+        recipes[f"ensemble: SVM + transformer head only (C {c:g})"] = ("svm", f"head {c:g}")
     if args.skip_gentle:
         recipes = {r: parts for r, parts in recipes.items() if "gentle" not in parts}
     scores: dict[str, dict[str, dict[int, list[float]]]] = {r: {} for r in recipes}  # recipe -> group -> k -> seeds
@@ -108,29 +119,31 @@ def main(argv: list[str] | None = None) -> None:
                 tag = "base" if spec["base"] == "train-file" else f"base-{group.name}"
                 bases_by_train[id(group.train)] = {
                     model: fitted.fit(tag, dataset, *_with_seed(model_params(config, model), seed), None, False)[0].model
-                    for model in ("tfidf-svm", "transformer", "ensemble")}
+                    for model in (svm_name, tr_name, ens_name)}
             bases = bases_by_train[id(group.train)]
             train_s += time.perf_counter() - started
-            weights = bases["ensemble"]._normalised_weights(2)  # as the ensemble's predict_proba weighs its members
-            order = [str(m) for m in bases["ensemble"].members]
+            weights = bases[ens_name]._normalised_weights(2)  # as the ensemble's predict_proba weighs its members
+            order = [str(m) for m in bases[ens_name].members]
             started = time.perf_counter()
             pool, evaluation = draw_shots(group.heldout, shots, seed, group.name)
             test = model_frame(group.heldout.iloc[evaluation], *data.context)
             gold = group.heldout["label"].iloc[evaluation].astype(str).tolist()
-            classes = [str(c) for c in bases["transformer"].classes_]
-            p_base = bases["transformer"].predict_proba(test)
+            classes = [str(c) for c in bases[tr_name].classes_]
+            p_base = bases[tr_name].predict_proba(test)
             for k in shots:
-                svm, tr = bases["tfidf-svm"], bases["transformer"]
+                svm, tr = bases[svm_name], bases[tr_name]
                 gentle = tr
                 if k:
                     labelled = group.heldout.iloc[pool[:k]]
                     X, y = model_frame(labelled, *data.context), labelled["label"].astype(str).tolist()
-                    svm, tr = bases["tfidf-svm"].adapt(X, y), bases["transformer"].adapt(X, y)
+                    svm, tr = bases[svm_name].adapt(X, y), bases[tr_name].adapt(X, y)
                     if not args.skip_gentle:
-                        gentle = bases["transformer"].adapt(X, y, lr=args.gentle_lr, epochs=args.gentle_epochs)
-                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test), "base": p_base}
-                p["gentle"] = p_base if gentle is bases["transformer"] else gentle.predict_proba(test)
-                assert [str(c) for c in svm.classes_] == classes and order == ["tfidf-svm", "transformer"]
+                        gentle = bases[tr_name].adapt(X, y, lr=args.gentle_lr, epochs=args.gentle_epochs)
+                    heads = {c: bases[tr_name].adapt(X, y, method="head", C=c) for c in head_Cs}
+                p = {"svm": svm.predict_proba(test), "tr": tr.predict_proba(test), "base": p_base,
+                     **{f"head {c:g}": p_base if not k else heads[c].predict_proba(test) for c in head_Cs}}
+                p["gentle"] = p_base if gentle is bases[tr_name] else gentle.predict_proba(test)
+                assert [str(c) for c in svm.classes_] == classes and order == [svm_name, tr_name]
                 for recipe, (from_svm, from_tr) in recipes.items():
                     mixed = (p[from_tr] if from_svm is None else p[from_svm] if from_tr is None
                              else weights[0] * p[from_svm] + weights[1] * p[from_tr])

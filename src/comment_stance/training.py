@@ -381,9 +381,30 @@ def adapt_setting_types(model: StanceModel) -> dict[str, type]:
     return types
 
 
+def adapt_setting_choices(model: StanceModel) -> dict[str, tuple[Any, ...]]:
+    """The allowed values of each setting of ``model.adapt`` annotated with ``Literal[...]``.
+
+    >>> from comment_stance.models import make_model
+    >>> adapt_setting_choices(make_model("transformer")), adapt_setting_choices(make_model("tfidf-svm"))
+    ({'method': ('fine-tune', 'head')}, {})
+    """
+    import types
+    import typing
+
+    hints = typing.get_type_hints(model.adapt)
+    choices: dict[str, tuple[Any, ...]] = {}
+    for name in adapt_setting_names(model):
+        hint = hints.get(name)
+        parts = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        for part in parts:
+            if typing.get_origin(part) is typing.Literal:
+                choices[name] = typing.get_args(part)
+    return choices
+
+
 def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
 
-    accepted = adapt_setting_names(source)
+    accepted = [k for k in adapt_setting_names(source) if k in source.adapt_takes(settings)]
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ModelError(f"adapting a '{source.family}' model has no setting '{unknown[0]}'",

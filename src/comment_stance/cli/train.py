@@ -30,7 +30,7 @@ def train_cli(
     init: Optional[Path] = typer.Option(
         None, "--from", help="Adapt this model folder to --data (a few labelled comments of a new pact) instead of "
                              "training a new model; --lr/--epochs/--batch-size (transformer) or -p C=... (TF-IDF) "
-                             "set the adaptation."),
+                             "set the adaptation; -p method=head moves only a transformer's last layer."),
     teacher: Optional[Path] = typer.Option(
         None, "--teacher", help="Distil this model folder (e.g. an mpnet transformer) into the new model: it labels "
                                 "the --unlabelled comments, and the new model learns from them and the train split."),

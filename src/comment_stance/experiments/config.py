@@ -251,16 +251,22 @@ def _resolve_models(models: Any, source: _Source) -> dict[str, dict[str, Any]]:
 def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[str, Any]:
     """A model's ``adapt`` table: settings the few-shot protocol passes to ``adapt`` (checked
     against what the model's family accepts, before anything trains)."""
-    from ..training import adapt_setting_names, adapt_setting_types
+    from ..training import adapt_setting_choices, adapt_setting_names, adapt_setting_types
 
-    accepted = [k for k in adapt_setting_names(model) if k != "seed"]
+    every = adapt_setting_names(model)
+    names = [k for k in every if k in model.adapt_takes(table)] if isinstance(table, dict) else every
+    accepted = [k for k in names if k != "seed"]  # a transformer's method chooses what else it takes
     types = adapt_setting_types(model)
+    choices = adapt_setting_choices(model)
     if not isinstance(table, dict):
         raise source.error(key, f"'{key}' is {table!r}, not a table",
                            f"write e.g. {key} = {{ {accepted[0] if accepted else 'C'} = ... }}")
     for setting in table:
         if setting == "seed":
             raise source.error(f"{key}.seed", f"'{key}.seed' is set", "seeds are set once, in [experiment] seeds")
+        if setting in every and setting not in accepted:
+            raise source.error(f"{key}.{setting}", f"'{key}.{setting}' is not a setting of method = "
+                               f"\"{table.get('method', 'fine-tune')}\"", f"settings: {', '.join(accepted)}")
         if setting not in accepted:
             raise source.error(f"{key}.{setting}", f"unknown key '{key}.{setting}': adapting a '{model.family}' model "
                                "has no such setting", f"settings: {', '.join(accepted) or 'none'}")
@@ -270,6 +276,10 @@ def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[st
             example = "1e-5" if wanted is float else "4"
             raise source.error(f"{key}.{setting}", f"'{key}.{setting}' is {value!r}, not {'a number' if wanted is float else 'a whole number'}",
                                f"write e.g. {setting} = {example}, without quotes")
+        if setting in choices and value not in choices[setting]:
+            raise source.error(f"{key}.{setting}", f"'{key}.{setting}' is {value!r}, not one of "
+                               f"{', '.join(map(str, choices[setting]))}",
+                               f"write e.g. {setting} = \"{choices[setting][-1]}\"")
     if "members" in table:  # an ensemble's members that adapt, checked as its adapt checks them
         from ..errors import ModelError
 
@@ -283,7 +293,7 @@ def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[st
             raise source.error(f"{key}.members", f"'{key}.members' is {chosen!r}, not \"all\" or members of "
                                "this ensemble", f"members: {', '.join(names)}; or \"all\"") from None
     if hasattr(model, "adapt_plan"):  # an ensemble: every setting must reach a member that adapts
-        adapting, unused = model.adapt_plan(table.get("members"), [k for k in table if k != "members"])
+        adapting, unused = model.adapt_plan(table.get("members"), {k: v for k, v in table.items() if k != "members"})
         if unused:
             raise source.error(f"{key}.{unused[0]}", f"'{key}.{unused[0]}' is taken by no member that adapts",
                                f"adapting members: {', '.join(adapting)}; set {key}.members (\"all\" adapts every "

@@ -112,6 +112,13 @@ class StanceModel(ClassifierMixin, BaseEstimator):
         raise ModelError(f"the '{self.family}' family cannot adapt a fitted model",
                          "use a tfidf or transformer model folder with --from, or train a new model")
 
+    def adapt_takes(self, settings: dict[str, Any]) -> list[str]:
+        """The keyword settings ``adapt`` uses when it is given ``settings`` (which may choose a
+        method with settings of its own); by default every keyword setting of its signature."""
+        from ..training import _adapt_settings
+
+        return _adapt_settings(self)
+
     # -- persistence hooks ------------------------------------------------------------------
     def _save_weights(self, folder: Path) -> dict[str, Any]:  # pragma: no cover - abstract
         """Write the fitted state into ``folder``; return JSON-able facts for config.json."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
@@ -308,19 +308,19 @@ class EnsembleModel(StanceModel):
             raise ModelError("members names no member to adapt", f"name one or more of: {', '.join(names)}, or all")
         return chosen
 
-    def adapt_plan(self, members: Sequence[str] | str | None, settings: Sequence[str],
+    def adapt_plan(self, members: Sequence[str] | str | None, settings: dict[str, Any] | Sequence[str],
                    member_models: Sequence[StanceModel] | None = None) -> tuple[list[str], list[str]]:
         """Which members ``adapt(members=..., **settings)`` adapts, and which of ``settings`` no
         adapting member takes (``adapt`` refuses those). By default (``members=None``) the members
         of the families in :data:`ADAPT_BY_DEFAULT` adapt, or every member when there is none.
         Read from ``member_models`` (the fitted members) or, before fitting, from the presets, so
-        that an experiment config is checked before anything trains.
+        that an experiment config is checked before anything trains. ``settings`` maps names to
+        values (a list of names stands for settings without values), since a value may choose
+        what else a member takes (a transformer's ``method``: :meth:`~StanceModel.adapt_takes`).
 
         >>> EnsembleModel(members=["tfidf-svm", "transformer"]).adapt_plan(None, ["C", "lr"])
         (['tfidf-svm'], ['lr'])
         """
-        from ..training import _adapt_settings
-
         slots = self._slots()
         names = [name for name, _, _ in slots]
         models = list(member_models) if member_models is not None else [self._make_member(n, i) for n, i, _ in slots]
@@ -328,16 +328,18 @@ class EnsembleModel(StanceModel):
             chosen = [n for n, m in zip(names, models) if m.family in ADAPT_BY_DEFAULT] or names
         else:
             chosen = self.adapting_members(members, names)
-        taken = {k for name, model in zip(names, models) if name in chosen for k in _adapt_settings(model)}
+        settings = dict(settings) if isinstance(settings, dict) else dict.fromkeys(settings)
+        taken = {k for name, model in zip(names, models) if name in chosen for k in model.adapt_takes(settings)}
         return chosen, sorted(set(settings) - taken - {"dev", "progress"})
 
-    def adapt(self, X, y, *, C: float | None = None, lr: float | None = None, epochs: int | None = None,
-              batch_size: int | None = None, warmup_ratio: float | None = None,
+    def adapt(self, X, y, *, C: float | None = None, method: Literal["fine-tune", "head"] | None = None,
+              lr: float | None = None, epochs: int | None = None, batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
               members: Sequence[str] | str | None = None, progress: bool = False) -> "EnsembleModel":
         """A copy whose members are adapted to a few labelled comments of a new target, each the
         way its family adapts (TF-IDF: a penalty toward the source weights, ``C``; transformer:
-        continued fine-tuning, ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``, ``seed``);
+        continued fine-tuning, ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``, ``seed``, or
+        with ``method="head"`` its last layer only, with the TF-IDF family's penalty and ``C``);
         this model is not changed. ``members`` names the members (presets) that adapt, or
         ``"all"``; the others are kept as they are. By default (``None``) the members of the
         families in :data:`ADAPT_BY_DEFAULT` (TF-IDF) adapt and the others are kept, since a
@@ -349,14 +351,13 @@ class EnsembleModel(StanceModel):
         are."""
         import copy
 
-        from ..training import _adapt_settings
-
         self._check_fitted()
         names = [name for name, _, _ in self._slots()]
-        given = {"C": C, "lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio,
+        given = {"C": C, "method": method, "lr": lr, "epochs": epochs, "batch_size": batch_size,
+                 "warmup_ratio": warmup_ratio,
                  "dev": dev, "seed": seed, "progress": progress or None}
         given = {k: v for k, v in given.items() if v is not None}
-        chosen, unused = self.adapt_plan(members, list(given), self.members_)
+        chosen, unused = self.adapt_plan(members, given, self.members_)
         if unused:  # refused before any member adapts
             kept = [name for name in names if name not in chosen]
             raise ModelError(f"no adapting member of this ensemble adapts with '{unused[0]}'",
@@ -368,7 +369,7 @@ class EnsembleModel(StanceModel):
                 adapted_members.append(member)
                 records.append({"method": "kept"})
                 continue
-            accepted = _adapt_settings(member)
+            accepted = member.adapt_takes(given)
             settings = {k: v for k, v in given.items() if k in accepted}
             if "seed" in settings:  # trainings of one preset (a bag, or combined seeds) adapt with seeds apart
                 settings["seed"] = int(settings["seed"]) + names[:i].count(name) * BAG_SEED_STRIDE

@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -188,10 +188,19 @@ class TransformerModel(StanceModel):
         return self
 
     # -- adaptation -------------------------------------------------------------------------
-    def adapt(self, X, y, *, lr: float = 3e-5, epochs: int = 8, batch_size: int = 8, warmup_ratio: float = 0.1,
-              dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
-              progress: bool = False) -> "TransformerModel":
+    def adapt(self, X, y, *, method: Literal["fine-tune", "head"] = "fine-tune", lr: float | None = None,
+              epochs: int | None = None, batch_size: int | None = None, warmup_ratio: float | None = None,
+              C: float | None = None, dev: tuple[Any, Sequence[Any]] | None = None,
+              seed: int | None = None, progress: bool = False) -> "TransformerModel":
         """A copy fine-tuned further on a few labelled comments of a new target (this model is not changed).
+
+        ``method`` is ``"fine-tune"`` (below; ``lr``, ``epochs``, ``batch_size``, ``warmup_ratio``)
+        or ``"head"``: only the last linear layer of the classifier moves, re-fitted on the
+        features that feed it (computed once, the network frozen) with the TF-IDF family's penalty
+        toward its own weights (:func:`comment_stance.adaptation.prior_centred_fit`, softmax
+        cross-entropy, balanced label weights; ``C``, default 1, weighs the new rows against the
+        penalty). No rows, no change; the rest of the network cannot forget what it learned. A
+        setting of the other method is refused (:meth:`adapt_takes`).
 
         Training continues from this model's fine-tuned weights and classification head (not from
         the backbone) with few-shot defaults: a small learning rate (``lr`` 3e-5, a third of the
@@ -214,6 +223,19 @@ class TransformerModel(StanceModel):
             raise DataError(f"{len(inputs)} comments but {len(labels)} labels", "give one label per comment")
         classes = [str(c) for c in self.classes_]
         check_adaptation_labels(classes, labels)
+        check_adapt_method(method)
+        given = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "warmup_ratio": warmup_ratio, "C": C}
+        unused = sorted(k for k, v in given.items() if v is not None and k not in self.adapt_takes({"method": method}))
+        if unused:
+            other = "head" if method == "fine-tune" else "fine-tune"
+            raise ModelError(f"transformer adaptation by {method} takes no '{unused[0]}' (a setting of method={other})",
+                             f"with method={method} give only: "
+                             f"{', '.join(k for k in self.adapt_takes({'method': method}) if k in given)}")
+        if method == "head":
+            return self._adapt_head(inputs, labels, C=1.0 if C is None else C, dev=dev)
+        lr, epochs = FEW_SHOT["lr"] if lr is None else lr, FEW_SHOT["epochs"] if epochs is None else epochs
+        batch_size = FEW_SHOT["batch_size"] if batch_size is None else batch_size
+        warmup_ratio = FEW_SHOT["warmup_ratio"] if warmup_ratio is None else warmup_ratio
         adapted = copy.copy(self)
         adapted.set_params(lr=lr, epochs=epochs, batch_size=batch_size, warmup_ratio=warmup_ratio,
                            seed=self.seed if seed is None else seed)
@@ -251,6 +273,69 @@ class TransformerModel(StanceModel):
         adapted.adaptation_ = {"method": "continued-fine-tuning", "lr": lr, "epochs": epochs,
                                "batch_size": batch_size, "rows": int(len(y_train)), "dev_rows": int(len(y_dev))}
         return adapted
+
+    def adapt_takes(self, settings: dict[str, Any]) -> list[str]:
+        """``adapt``'s settings for the method ``settings`` chooses: fine-tuning takes ``lr``,
+        ``epochs``, ``batch_size`` and ``warmup_ratio``; ``method="head"`` takes ``C``.
+
+        >>> TransformerModel().adapt_takes({"method": "head"})
+        ['method', 'seed', 'dev', 'progress', 'C']
+        """
+        common = ["method", "seed", "dev", "progress"]
+        if settings.get("method") == "head":
+            return common + ["C"]
+        return common + list(FEW_SHOT)
+
+    def _adapt_head(self, inputs: Inputs, labels: np.ndarray, *, C: float,
+                    dev: tuple[Any, Sequence[Any]] | None) -> "TransformerModel":
+        """``adapt(method="head")``: the last linear layer re-fitted toward the new rows."""
+        import copy
+
+        import torch
+
+        from ..adaptation import check_adaptation_labels, prior_centred_fit
+
+        classes = [str(c) for c in self.classes_]
+        index = {c: i for i, c in enumerate(classes)}
+        model = copy.deepcopy(self.model_).eval()
+        layer = final_linear(model, len(classes))
+        features = self._layer_inputs(model, layer, inputs)
+        W, b = prior_centred_fit(layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy(),
+                                 features, np.array([index[v] for v in labels]), len(classes), kind="logistic", C=C)
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(W, dtype=layer.weight.dtype))
+            layer.bias.copy_(torch.as_tensor(b, dtype=layer.bias.dtype))
+        adapted = copy.copy(self)
+        adapted.model_ = model
+        adapted._quantized = None
+        if dev is not None:  # the temperature is re-fitted on dev, as fine-tuning does
+            check_adaptation_labels(classes, [str(v) for v in dev[1]], "the dev data")
+            dev_labels = np.array([index[v] for v in self._labels(dev[1])], dtype=np.int64)
+            logits = adapted.predict_logits(dev[0])
+            adapted.temperature_ = fit_temperature(logits, dev_labels) if adapted.calibrate else 1.0
+            adapted.calibration_ = calibration_report(logits, dev_labels, adapted.temperature_)
+        adapted.adaptation_ = {"method": "head-l2-toward-source", "C": float(C), "rows": int(len(labels)),
+                               "dev_rows": 0 if dev is None else int(len(dev[1]))}
+        return adapted
+
+    def _layer_inputs(self, model, layer, inputs: Inputs) -> np.ndarray:
+        """What ``layer`` of ``model`` receives for each comment of ``inputs`` (inference mode)."""
+        if not len(inputs):
+            return np.zeros((0, layer.in_features))
+        captured: list[Any] = []
+        hook = layer.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        rows: list[np.ndarray] = []
+        try:
+            encoded = tokenize(self.tokenizer_, *self._segments(inputs, self.tokenizer_), max_length=self.max_length,
+                               use_datasets=False)
+            with _torch_threads(self.threads):
+                for i in range(len(inputs)):  # one comment per pass: no padding, exactly what scoring sees
+                    captured.clear()
+                    forward_logits(model, {k: v[i:i + 1] for k, v in encoded.items()}, 1, self.tokenizer_.pad_token_id or 0)
+                    rows.append(captured[-1].float().numpy().reshape(-1))
+        finally:
+            hook.remove()
+        return np.vstack(rows)
 
     def _check_params(self) -> None:
         checks = [
@@ -576,6 +661,30 @@ def padding_cuts(lengths_desc: np.ndarray, overhead: float = PASS_OVERHEAD_TOKEN
         cuts.append((int(back[end]), end))
         end = int(back[end])
     return cuts[::-1]
+
+
+ADAPT_METHODS = ("fine-tune", "head")  # as in adapt's annotation
+#: the few-shot defaults of continued fine-tuning (``adapt(method="fine-tune")``)
+FEW_SHOT = {"lr": 3e-5, "epochs": 8, "batch_size": 8, "warmup_ratio": 0.1}
+
+
+def check_adapt_method(method: Any) -> None:
+    """Refuse an adaptation method the transformer does not have, in one line."""
+    if method not in ADAPT_METHODS:
+        raise ModelError(f"transformer adaptation method {method!r} is not known",
+                         f"use one of: {', '.join(ADAPT_METHODS)}")
+
+
+def final_linear(model, n_labels: int):
+    """The classifier's last linear layer: the last ``torch.nn.Linear`` with one output per label
+    (``classifier`` of BERT-like models, ``classifier.out_proj`` of MPNet and RoBERTa)."""
+    import torch
+
+    found = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n_labels]
+    if not found or found[-1].bias is None:
+        raise ModelError(f"{type(model).__name__} has no linear output layer with {n_labels} outputs",
+                         "adapt with method='fine-tune'")
+    return found[-1]
 
 
 def forward_logits(model, encoded: dict[str, list], batch_size: int, pad_id: int, *,
