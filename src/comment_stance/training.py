@@ -404,10 +404,12 @@ def adapt_setting_choices(model: StanceModel) -> dict[str, tuple[Any, ...]]:
 
 def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
 
-    accepted = [k for k in adapt_setting_names(source) if k in source.adapt_takes(settings)]
+    every = adapt_setting_names(source)
+    accepted = [k for k in every if k in source.adapt_takes(settings)]  # a method chooses what else it takes
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
-        raise ModelError(f"adapting a '{source.family}' model has no setting '{unknown[0]}'",
+        method = f" with method={settings['method']}" if unknown[0] in every and "method" in settings else ""
+        raise ModelError(f"adapting a '{source.family}' model{method} has no setting '{unknown[0]}'",
                          f"settings: {', '.join(accepted) or 'none'}")
 
 
