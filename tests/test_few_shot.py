@@ -470,8 +470,24 @@ def test_transformer_adapts_from_its_folder(tiny_dir, tmp_path, tiny_transformer
 
 
 @pytest.mark.slow
-def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_rows(tmp_path, tiny_transformer):
+def test_transformer_head_adaptation_moves_only_the_last_layer_toward_the_new_rows(tiny_dir, tmp_path, tiny_transformer):
+    import copy
+
+    import torch
+
+    from comment_stance.models.transformer import final_linear
+
     base, wrong = tiny_transformer
+    # the head is fitted on what scoring feeds it, each comment's features in its own row: passes of
+    # three comments grouped by length, put back in input order, give the scored logits again
+    small = copy.copy(base.model)
+    small.inference_batch_size = 3
+    mixed = model_frame(load_dataset(tiny_dir).test)
+    layer = final_linear(small.model_, len(small.classes_))
+    features = small._layer_inputs(small.model_, layer, small._as_read(mixed))
+    with torch.no_grad():
+        again = layer(torch.as_tensor(features)).numpy()
+    assert len(mixed) > 3 and np.allclose(again, small.predict_logits(mixed), atol=1e-4)
     X, y = model_frame(wrong), wrong["label"].tolist()
     gold_margin = functools.partial(_gold_margin, wrong=wrong)
     before = {k: v.clone() for k, v in base.model.model_.state_dict().items()}

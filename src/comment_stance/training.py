@@ -289,7 +289,7 @@ def combine(
             raise ModelError(f"{dataset.source}: no {' or '.join(evaluate_on)} split to score the ensemble on",
                              "give a dataset folder with dev/test files, or score a file with 'stance evaluate'")
         context = dataset.train if dataset.train is not None else dataset.split(evaluate_on[-1]).iloc[:0]
-        if dataset.dev is not None and ensemble.calibrate:  # a mean of calibrated models is under-confident
+        if dataset.dev is not None:  # a mean of calibrated models is under-confident
             ensemble.recalibrate(model_frame(dataset.dev, context), dataset.dev["label"].astype(str).tolist())
         metrics = _scores(ensemble, dataset, context, evaluate_on, polar)
     folder = None
@@ -402,10 +402,20 @@ def adapt_setting_choices(model: StanceModel) -> dict[str, tuple[Any, ...]]:
     return choices
 
 
-def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
+def adapt_settings_taken(model: StanceModel, settings: dict[str, Any]) -> list[str]:
+    """The settings of :func:`adapt_setting_names` that ``model.adapt`` takes along with
+    ``settings`` (a transformer's ``method`` chooses what else it takes: :meth:`StanceModel.adapt_takes`).
 
+    >>> from comment_stance.models import make_model
+    >>> adapt_settings_taken(make_model("transformer"), {"method": "head"})
+    ['method', 'C', 'seed']
+    """
+    return [k for k in adapt_setting_names(model) if k in model.adapt_takes(settings)]
+
+
+def _check_adapt_settings(source: StanceModel, settings: dict[str, Any]) -> None:
     every = adapt_setting_names(source)
-    accepted = [k for k in every if k in source.adapt_takes(settings)]  # a method chooses what else it takes
+    accepted = adapt_settings_taken(source, settings)
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         method = f" with method={settings['method']}" if unknown[0] in every and "method" in settings else ""

@@ -251,10 +251,10 @@ def _resolve_models(models: Any, source: _Source) -> dict[str, dict[str, Any]]:
 def _resolve_adapt(table: Any, key: str, model: Any, source: _Source) -> dict[str, Any]:
     """A model's ``adapt`` table: settings the few-shot protocol passes to ``adapt`` (checked
     against what the model's family accepts, before anything trains)."""
-    from ..training import adapt_setting_choices, adapt_setting_names, adapt_setting_types
+    from ..training import adapt_setting_choices, adapt_setting_names, adapt_settings_taken, adapt_setting_types
 
     every = adapt_setting_names(model)
-    names = [k for k in every if k in model.adapt_takes(table)] if isinstance(table, dict) else every
+    names = adapt_settings_taken(model, table) if isinstance(table, dict) else every
     accepted = [k for k in names if k != "seed"]  # a transformer's method chooses what else it takes
     types = adapt_setting_types(model)
     choices = adapt_setting_choices(model)

